@@ -1,0 +1,19 @@
+"""The ``meterplane`` command."""
+
+import typer
+
+from meterplane.cli import db, provider, serve, usage
+
+app = typer.Typer(
+    name="meterplane",
+    help="Usage-based billing for SaaS providers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(provider.app, name="provider")
+app.add_typer(usage.app, name="usage")
+app.command("serve")(serve.serve)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,60 @@
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from meterplane.kit.db import Base, BigIntPK, UTCDateTime, enum_column
+
+
+class SubscriptionStatus(StrEnum):
+    active = "active"
+    cancelled = "cancelled"
+
+
+class InstanceStatus(StrEnum):
+    running = "running"
+    terminated = "terminated"
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    external_billing_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"), index=True)
+    status: Mapped[SubscriptionStatus] = mapped_column(enum_column(SubscriptionStatus))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Instance(Base):
+    """A customer's dedicated deployment, known by the provider's own identifier ``id``."""
+
+    __tablename__ = "instances"
+    __table_args__ = (UniqueConstraint("provider_id", "id"),)
+
+    # Compact surrogate key: usage tables hold millions of rows that point here.
+    pk: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id"))
+    id: Mapped[str] = mapped_column(String(200))
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    # Denormalised from the subscription (whose customer never changes) for usage queries.
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    cloud: Mapped[str] = mapped_column(String(40))
+    region: Mapped[str] = mapped_column(String(80))
+    external_billing_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    status: Mapped[InstanceStatus] = mapped_column(enum_column(InstanceStatus))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    terminated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
