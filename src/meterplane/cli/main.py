@@ -2,7 +2,7 @@
 
 import typer
 
-from meterplane.cli import db, provider, serve, usage
+from meterplane.cli import db, demo, provider, serve, usage
 
 app = typer.Typer(
     name="meterplane",
@@ -14,6 +14,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(provider.app, name="provider")
 app.add_typer(usage.app, name="usage")
 app.command("serve")(serve.serve)
+app.command("demo")(demo.demo)
 
 if __name__ == "__main__":
     app()
