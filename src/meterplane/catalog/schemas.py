@@ -4,6 +4,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from meterplane.kit.decimals import DecimalText
 from meterplane.kit.money import PRICE_DECIMALS
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -38,5 +39,5 @@ class PlanOut(BaseModel):
     service_id: str
     name: str
     currency: str
-    prices: dict[str, Decimal]
+    prices: dict[str, DecimalText]
     created_at: datetime

@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from meterplane.kit.decimals import DecimalText
 from meterplane.kit.quantity import MAX_SAMPLE_VALUE, QUANTITY_DECIMALS
 
 
@@ -69,7 +70,7 @@ Granularity = Literal["hour", "day", "month"]
 class UsageBucket(BaseModel):
     start: datetime
     end: datetime
-    quantities: dict[str, Decimal]
+    quantities: dict[str, DecimalText]
 
 
 class UsageReport(BaseModel):
@@ -80,4 +81,4 @@ class UsageReport(BaseModel):
     granularity: Granularity
     units: dict[str, str]
     data: list[UsageBucket]
-    totals: dict[str, Decimal]
+    totals: dict[str, DecimalText]
