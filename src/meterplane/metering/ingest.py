@@ -106,7 +106,8 @@ def ingest_samples(
 
     node_maxima: dict[NodeKey, NodeValues] = {}
     hour_of: dict[datetime, datetime] = {}
-    interval_of: dict[datetime, datetime] = {}
+    interval_at: dict[int, datetime] = {}
+    scale = QUANTITY_SCALE
     accepted = 0
     for index, sample in valid:
         instance = instances.get(sample.instance_id)
@@ -124,22 +125,27 @@ def ingest_samples(
         if terminated_at is not None and moment >= terminated_at:
             rejected.append(_reject(index, "instance_terminated", sample))
             continue
-        interval = interval_of.get(moment)
+        # Exact integer arithmetic on the offset from the epoch (rule 1), cached per interval.
+        number = (moment - _EPOCH) // _INTERVAL
+        interval = interval_at.get(number)
         if interval is None:
-            interval = _interval_start(moment)
-            interval_of[moment] = interval
+            interval = _EPOCH + number * _INTERVAL
+            interval_at[number] = interval
             hour_of[interval] = interval.replace(minute=0)
-        values = [
-            int(sample.cpu_cores * QUANTITY_SCALE),
-            int(sample.memory_gib * QUANTITY_SCALE),
-            int(sample.storage_gib * QUANTITY_SCALE),
-        ]
+        # Values have at most QUANTITY_DECIMALS places (validated), so this is exact.
+        cpu = int(sample.cpu_cores * scale)
+        memory = int(sample.memory_gib * scale)
+        storage = int(sample.storage_gib * scale)
         key = (pk, sample.node_id, interval)
         current = node_maxima.get(key)
         if current is None:
-            node_maxima[key] = values
+            node_maxima[key] = [cpu, memory, storage]
         else:
-            node_maxima[key] = [max(a, b) for a, b in zip(current, values, strict=True)]
+            node_maxima[key] = [
+                max(current[0], cpu),
+                max(current[1], memory),
+                max(current[2], storage),
+            ]
         accepted += 1
 
     apply_node_maxima(session.connection(), provider_id, node_maxima, hour_of)
@@ -164,9 +170,8 @@ def _reject(index: int, code: str, sample: SampleIn) -> RejectedRow:
     return RejectedRow(index=index, code=code, message=message)
 
 
-def _interval_start(moment: datetime) -> datetime:
-    utc = moment.astimezone(UTC)
-    return utc.replace(minute=utc.minute - utc.minute % 5, second=0, microsecond=0)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INTERVAL = timedelta(minutes=5)
 
 
 def _lock_instances(

@@ -2,83 +2,149 @@
 
 Callers hold a lock on every instance they touch (see ``ingest``), so recomputing an
 interval from its node rows sees every committed node and nothing half-written.
+
+This is the ingest hot path, so rows go to the driver as plain tuples or arrays: a batch
+has only a few distinct intervals, whose column values are converted once each with the
+column type's own bind processor (``UTCDateTime``), so storage is byte-for-byte what the
+ORM would write.
 """
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, MetaData, Table, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.expression import Executable
 
 from meterplane.kit.db import UTCDateTime
 from meterplane.kit.quantity import QUANTITY_SCALE
-from meterplane.metering.models import NodeIntervalUsage
-
-# Per-connection scratch table naming the intervals a batch touched; never in migrations.
-_scratch = MetaData()
-touched_intervals = Table(
-    "ingest_touched_intervals",
-    _scratch,
-    Column("instance_pk", BigInteger, nullable=False),
-    Column("interval_start", UTCDateTime(), nullable=False),
-    prefixes=["TEMPORARY"],
-    postgresql_on_commit="DELETE ROWS",
-)
 
 NodeKey = tuple[int, str, datetime]
 NodeValues = list[int]
 
-_NODE_COLUMNS = ("cpu_cores", "memory_gib", "storage_gib")
+# PostgreSQL: one statement merges the batch's node maxima, passed as arrays. Integer arrays
+# travel as array literals (``{1,2,3}``), far cheaper to send than lists of Python ints;
+# moments travel as whole epoch seconds and become timestamptz by exact interval arithmetic.
+_PG_EPOCH = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
+_PG_UPSERT_NODES = f"""
+INSERT INTO usage_node_intervals
+    (instance_pk, interval_start, node_id, provider_id, hour_start,
+     cpu_cores, memory_gib, storage_gib)
+SELECT r.instance_pk, {_PG_EPOCH} + r.epoch * INTERVAL '1 second', r.node_id,
+       %(provider_id)s, {_PG_EPOCH} + (r.epoch - r.epoch %% 3600) * INTERVAL '1 second',
+       r.cpu_cores, r.memory_gib, r.storage_gib
+FROM unnest(%(instance_pk)s::bigint[], %(epoch)s::bigint[], %(node_id)s::text[],
+            %(cpu_cores)s::bigint[], %(memory_gib)s::bigint[], %(storage_gib)s::bigint[])
+     AS r(instance_pk, epoch, node_id, cpu_cores, memory_gib, storage_gib)
+ON CONFLICT (instance_pk, interval_start, node_id) DO UPDATE SET
+    cpu_cores = GREATEST(usage_node_intervals.cpu_cores, excluded.cpu_cores),
+    memory_gib = GREATEST(usage_node_intervals.memory_gib, excluded.memory_gib),
+    storage_gib = GREATEST(usage_node_intervals.storage_gib, excluded.storage_gib)
+"""
 
-_RECOMPUTE_INTERVALS = f"""
+# PostgreSQL: recompute the touched intervals from all their nodes, then raise their hours
+# from the recomputed rows (RETURNING), in one statement. The LATERAL subquery reads each
+# touched interval through the primary key, whatever the table statistics say.
+# Interval values only ever grow (node values merge by max, nodes are only added), so the
+# hour's max over all its intervals is the old hourly value or a touched interval's value.
+_PG_RECOMPUTE_AND_RAISE = f"""
+WITH touched AS (
+    SELECT DISTINCT t.instance_pk, {_PG_EPOCH} + t.epoch * INTERVAL '1 second' AS interval_start
+    FROM unnest(%(touched_pk)s::bigint[], %(touched_epoch)s::bigint[]) AS t(instance_pk, epoch)
+), intervals AS (
+    INSERT INTO usage_intervals
+        (instance_pk, interval_start, provider_id, hour_start,
+         cpu_cores, memory_gib, storage_gib, replicas)
+    SELECT t.instance_pk, t.interval_start, s.provider_id, s.hour_start,
+           s.cpu_cores, s.memory_gib, s.storage_gib, s.replicas
+    FROM touched t
+    CROSS JOIN LATERAL (
+        SELECT MIN(n.provider_id) AS provider_id, MIN(n.hour_start) AS hour_start,
+               SUM(n.cpu_cores) AS cpu_cores, SUM(n.memory_gib) AS memory_gib,
+               SUM(n.storage_gib) AS storage_gib, COUNT(*) * {QUANTITY_SCALE} AS replicas
+        FROM usage_node_intervals n
+        WHERE n.instance_pk = t.instance_pk AND n.interval_start = t.interval_start
+          AND n.provider_id = %(provider_id)s
+        GROUP BY n.instance_pk, n.interval_start
+    ) s
+    ON CONFLICT (instance_pk, interval_start) DO UPDATE SET
+        cpu_cores = excluded.cpu_cores, memory_gib = excluded.memory_gib,
+        storage_gib = excluded.storage_gib, replicas = excluded.replicas
+    RETURNING instance_pk, hour_start, provider_id, cpu_cores, memory_gib, storage_gib, replicas
+)
+INSERT INTO usage_hourly
+    (instance_pk, hour_start, provider_id, cpu_cores, memory_gib, storage_gib, replicas)
+SELECT i.instance_pk, i.hour_start, MIN(i.provider_id),
+       MAX(i.cpu_cores), MAX(i.memory_gib), MAX(i.storage_gib), MAX(i.replicas)
+FROM intervals i
+GROUP BY i.instance_pk, i.hour_start
+ON CONFLICT (instance_pk, hour_start) DO UPDATE SET
+    cpu_cores = GREATEST(usage_hourly.cpu_cores, excluded.cpu_cores),
+    memory_gib = GREATEST(usage_hourly.memory_gib, excluded.memory_gib),
+    storage_gib = GREATEST(usage_hourly.storage_gib, excluded.storage_gib),
+    replicas = GREATEST(usage_hourly.replicas, excluded.replicas)
+"""
+
+# SQLite: rows through executemany, touched intervals through a per-connection temp table.
+# CROSS JOIN makes SQLite loop over the touched keys and search the usage tables by primary
+# key; left to itself, without table statistics, it scans the whole usage table instead.
+_SQLITE_UPSERT_NODES = """
+INSERT INTO usage_node_intervals
+    (instance_pk, interval_start, node_id, provider_id, hour_start,
+     cpu_cores, memory_gib, storage_gib)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (instance_pk, interval_start, node_id) DO UPDATE SET
+    cpu_cores = MAX(usage_node_intervals.cpu_cores, excluded.cpu_cores),
+    memory_gib = MAX(usage_node_intervals.memory_gib, excluded.memory_gib),
+    storage_gib = MAX(usage_node_intervals.storage_gib, excluded.storage_gib)
+"""
+
+# Per-connection scratch table naming the intervals a batch touched; never in migrations.
+_SQLITE_CREATE_TOUCHED = """
+CREATE TEMPORARY TABLE IF NOT EXISTS ingest_touched_intervals (
+    instance_pk INTEGER NOT NULL,
+    interval_start DATETIME NOT NULL,
+    PRIMARY KEY (instance_pk, interval_start)
+)
+"""
+_SQLITE_CLEAR_TOUCHED = "DELETE FROM ingest_touched_intervals"
+_SQLITE_MARK_TOUCHED = "INSERT INTO ingest_touched_intervals VALUES (?, ?)"
+
+_SQLITE_RECOMPUTE_INTERVALS = f"""
 INSERT INTO usage_intervals
     (instance_pk, interval_start, provider_id, hour_start,
      cpu_cores, memory_gib, storage_gib, replicas)
 SELECT n.instance_pk, n.interval_start, MIN(n.provider_id), MIN(n.hour_start),
        SUM(n.cpu_cores), SUM(n.memory_gib), SUM(n.storage_gib), COUNT(*) * {QUANTITY_SCALE}
-FROM usage_node_intervals n
-JOIN ingest_touched_intervals t
-  ON t.instance_pk = n.instance_pk AND t.interval_start = n.interval_start
-WHERE true
-GROUP BY n.instance_pk, n.interval_start
+FROM ingest_touched_intervals t
+CROSS JOIN usage_node_intervals n
+  ON n.instance_pk = t.instance_pk AND n.interval_start = t.interval_start
+WHERE n.provider_id = ?
+GROUP BY t.instance_pk, t.interval_start
 ON CONFLICT (instance_pk, interval_start) DO UPDATE SET
     cpu_cores = excluded.cpu_cores, memory_gib = excluded.memory_gib,
     storage_gib = excluded.storage_gib, replicas = excluded.replicas
 """
 
-# Interval values only ever grow (node values merge by max, nodes are only added), so the
-# hour's max over all its intervals is the old hourly value or a touched interval's value.
-_RAISE_HOURLY = """
+_SQLITE_RAISE_HOURLY = """
 INSERT INTO usage_hourly
     (instance_pk, hour_start, provider_id, cpu_cores, memory_gib, storage_gib, replicas)
 SELECT i.instance_pk, i.hour_start, MIN(i.provider_id),
        MAX(i.cpu_cores), MAX(i.memory_gib), MAX(i.storage_gib), MAX(i.replicas)
-FROM usage_intervals i
-JOIN ingest_touched_intervals t
-  ON t.instance_pk = i.instance_pk AND t.interval_start = i.interval_start
-WHERE true
+FROM ingest_touched_intervals t
+CROSS JOIN usage_intervals i
+  ON i.instance_pk = t.instance_pk AND i.interval_start = t.interval_start
+WHERE i.provider_id = ?
 GROUP BY i.instance_pk, i.hour_start
 ON CONFLICT (instance_pk, hour_start) DO UPDATE SET
-    cpu_cores = {greatest}(usage_hourly.cpu_cores, excluded.cpu_cores),
-    memory_gib = {greatest}(usage_hourly.memory_gib, excluded.memory_gib),
-    storage_gib = {greatest}(usage_hourly.storage_gib, excluded.storage_gib),
-    replicas = {greatest}(usage_hourly.replicas, excluded.replicas)
+    cpu_cores = MAX(usage_hourly.cpu_cores, excluded.cpu_cores),
+    memory_gib = MAX(usage_hourly.memory_gib, excluded.memory_gib),
+    storage_gib = MAX(usage_hourly.storage_gib, excluded.storage_gib),
+    replicas = MAX(usage_hourly.replicas, excluded.replicas)
 """
 
-
-def _upsert_nodes_statement(dialect_name: str) -> Executable:
-    table = NodeIntervalUsage.__table__
-    greatest = "GREATEST" if dialect_name == "postgresql" else "MAX"
-    stmt = (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(table)  # type: ignore[arg-type]
-    return stmt.on_conflict_do_update(
-        index_elements=["instance_pk", "interval_start", "node_id"],
-        set_={
-            name: text(f"{greatest}(usage_node_intervals.{name}, excluded.{name})")
-            for name in _NODE_COLUMNS
-        },
-    )
+_utc_datetime = UTCDateTime()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 
 
 def apply_node_maxima(
@@ -90,34 +156,74 @@ def apply_node_maxima(
     """Merge per-node interval maxima into storage and bring both rollups up to date."""
     if not node_maxima:
         return
-    dialect_name = connection.dialect.name
-    connection.execute(
-        _upsert_nodes_statement(dialect_name),
-        [
-            {
-                "instance_pk": pk,
-                "interval_start": interval,
-                "node_id": node,
-                "provider_id": provider_id,
-                "hour_start": hour_of[interval],
-                "cpu_cores": values[0],
-                "memory_gib": values[1],
-                "storage_gib": values[2],
-            }
-            for (pk, node, interval), values in node_maxima.items()
-        ],
-    )
-    _mark_touched(connection, {(pk, interval) for pk, _node, interval in node_maxima})
-    connection.execute(text(_RECOMPUTE_INTERVALS))
-    greatest = "GREATEST" if dialect_name == "postgresql" else "MAX"
-    connection.execute(text(_RAISE_HOURLY.format(greatest=greatest)))
-    connection.execute(touched_intervals.delete())
+    if connection.dialect.name == "postgresql":
+        _apply_postgresql(connection, provider_id, node_maxima)
+    else:
+        _apply_sqlite(connection, provider_id, node_maxima, hour_of)
 
 
-def _mark_touched(connection: Connection, keys: Iterable[tuple[int, datetime]]) -> None:
-    touched_intervals.create(connection, checkfirst=True)
-    connection.execute(touched_intervals.delete())
-    connection.execute(
-        touched_intervals.insert(),
-        [{"instance_pk": pk, "interval_start": interval} for pk, interval in keys],
+def _int_array(values: Iterable[int]) -> str:
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _apply_postgresql(
+    connection: Connection, provider_id: str, node_maxima: dict[NodeKey, NodeValues]
+) -> None:
+    # Few distinct intervals per batch: convert each one once; intervals are whole seconds.
+    epochs: dict[datetime, int] = {}
+    for _pk, _node, interval in node_maxima:
+        if interval not in epochs:
+            if interval.tzinfo is None or interval.microsecond:
+                raise ValueError(f"not an interval start: {interval!r}")
+            epochs[interval] = (interval - _EPOCH) // _SECOND
+    keys = sorted(node_maxima)  # primary-key order
+    touched = sorted({(pk, epochs[interval]) for pk, _node, interval in keys})
+    connection.exec_driver_sql(
+        _PG_UPSERT_NODES,
+        {
+            "provider_id": provider_id,
+            "instance_pk": _int_array(pk for pk, _node, _interval in keys),
+            "epoch": _int_array(epochs[interval] for _pk, _node, interval in keys),
+            "node_id": [node for _pk, node, _interval in keys],
+            "cpu_cores": _int_array(node_maxima[key][0] for key in keys),
+            "memory_gib": _int_array(node_maxima[key][1] for key in keys),
+            "storage_gib": _int_array(node_maxima[key][2] for key in keys),
+        },
     )
+    connection.exec_driver_sql(
+        _PG_RECOMPUTE_AND_RAISE,
+        {
+            "provider_id": provider_id,
+            "touched_pk": _int_array(pk for pk, _epoch in touched),
+            "touched_epoch": _int_array(epoch for _pk, epoch in touched),
+        },
+    )
+
+
+def _apply_sqlite(
+    connection: Connection,
+    provider_id: str,
+    node_maxima: dict[NodeKey, NodeValues],
+    hour_of: dict[datetime, datetime],
+) -> None:
+    # Few distinct intervals per batch: convert each one once, as UTCDateTime would.
+    dialect = connection.dialect
+    bind = _utc_datetime.dialect_impl(dialect).bind_processor(dialect)
+    assert bind is not None
+    bound = {interval: (bind(interval), bind(hour)) for interval, hour in hour_of.items()}
+    rows = []
+    touched: set[tuple[int, Any]] = set()
+    for (pk, node, interval), values in node_maxima.items():
+        interval_value, hour_value = bound[interval]
+        rows.append(
+            (pk, interval_value, node, provider_id, hour_value, values[0], values[1], values[2])
+        )
+        touched.add((pk, interval_value))
+    rows.sort()  # primary-key order: each index page is visited once
+    connection.exec_driver_sql(_SQLITE_UPSERT_NODES, rows)
+    connection.exec_driver_sql(_SQLITE_CREATE_TOUCHED)
+    connection.exec_driver_sql(_SQLITE_CLEAR_TOUCHED)
+    connection.exec_driver_sql(_SQLITE_MARK_TOUCHED, sorted(touched))
+    connection.exec_driver_sql(_SQLITE_RECOMPUTE_INTERVALS, (provider_id,))
+    connection.exec_driver_sql(_SQLITE_RAISE_HOURLY, (provider_id,))
+    connection.exec_driver_sql(_SQLITE_CLEAR_TOUCHED)
