@@ -5,11 +5,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from meterplane.customers.models import Instance
 from meterplane.kit.ids import new_id
@@ -17,10 +18,18 @@ from meterplane.kit.quantity import QUANTITY_SCALE
 from meterplane.metering.codecs import DecodedBatch
 from meterplane.metering.models import UsageRejection
 from meterplane.metering.rollup import NodeKey, NodeValues, apply_node_maxima
-from meterplane.metering.schemas import IngestResult, RejectedRow, SampleIn
+from meterplane.metering.schemas import (
+    Identifier,
+    IngestResult,
+    RejectedRow,
+    SampleIn,
+    SampleTimestamp,
+    SampleValue,
+)
 from meterplane.settings import Settings
 
 _batch_adapter = TypeAdapter(list[SampleIn])
+_Row = TypeVar("_Row")
 
 _FIELD_ERROR_CODES = {
     "missing": "missing_field",
@@ -69,11 +78,44 @@ def _message_for(error: Any) -> str:
     return f"{loc[1]}: {error['msg']}"
 
 
-def validate_rows(batch: DecodedBatch) -> tuple[list[tuple[int, SampleIn]], list[RejectedRow]]:
-    """Parse all rows at once; only when some fail, set those aside and parse the rest."""
+class SampleRow(TypedDict):
+    """``SampleIn`` as a plain dict: same fields, same validators, no model object per row."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    instance_id: Identifier
+    node_id: Identifier
+    timestamp: SampleTimestamp
+    cpu_cores: SampleValue
+    memory_gib: SampleValue
+    storage_gib: SampleValue
+
+
+_row_adapter = TypeAdapter(list[SampleRow])
+
+
+def _check_same_contract() -> None:
+    # The ingest hot path validates with SampleRow; it must accept and refuse exactly what
+    # SampleIn does, so fail at import when the two drift apart.
+    rows = TypeAdapter(SampleRow).json_schema()
+    model = SampleIn.model_json_schema()
+    if list(rows["properties"]) != list(model["properties"]) or any(
+        {k: v for k, v in rows["properties"][name].items() if k != "title"}
+        != {k: v for k, v in model["properties"][name].items() if k != "title"}
+        for name in rows["properties"]
+    ):
+        raise RuntimeError("metering.ingest.SampleRow no longer matches schemas.SampleIn")
+
+
+_check_same_contract()
+
+
+def _validate(
+    batch: DecodedBatch, adapter: TypeAdapter[list[_Row]]
+) -> tuple[list[tuple[int, _Row]], list[RejectedRow]]:
     rows = batch.rows
     try:
-        return list(enumerate(_batch_adapter.validate_python(rows))), []
+        return list(enumerate(adapter.validate_python(rows))), []
     except ValidationError as exc:
         first_error: dict[int, Any] = {}
         for error in exc.errors(include_url=False):
@@ -85,8 +127,13 @@ def validate_rows(batch: DecodedBatch) -> tuple[list[tuple[int, SampleIn]], list
         for index, error in sorted(first_error.items())
     ]
     good_indexes = [i for i in range(len(rows)) if i not in first_error]
-    parsed = _batch_adapter.validate_python([rows[i] for i in good_indexes])
+    parsed = adapter.validate_python([rows[i] for i in good_indexes])
     return list(zip(good_indexes, parsed, strict=True)), rejected
+
+
+def validate_rows(batch: DecodedBatch) -> tuple[list[tuple[int, SampleIn]], list[RejectedRow]]:
+    """Parse all rows at once; only when some fail, set those aside and parse the rest."""
+    return _validate(batch, _batch_adapter)
 
 
 def ingest_samples(
@@ -99,8 +146,8 @@ def ingest_samples(
 ) -> IngestResult:
     """Accept a batch of samples into hourly usage; rejected rows are stored with their reason."""
     policy = policy or IngestPolicy()
-    valid, rejected = validate_rows(batch)
-    instances = _lock_instances(session, provider_id, {s.instance_id for _, s in valid})
+    valid, rejected = _validate(batch, _row_adapter)
+    instances = _lock_instances(session, provider_id, {s["instance_id"] for _, s in valid})
     earliest = now - policy.retention
     latest = now + policy.future_tolerance
 
@@ -110,11 +157,11 @@ def ingest_samples(
     scale = QUANTITY_SCALE
     accepted = 0
     for index, sample in valid:
-        instance = instances.get(sample.instance_id)
+        instance = instances.get(sample["instance_id"])
         if instance is None:
             rejected.append(_reject(index, "unknown_instance", sample))
             continue
-        moment = sample.timestamp
+        moment = sample["timestamp"]
         if moment > latest:
             rejected.append(_reject(index, "timestamp_in_future", sample))
             continue
@@ -133,10 +180,10 @@ def ingest_samples(
             interval_at[number] = interval
             hour_of[interval] = interval.replace(minute=0)
         # Values have at most QUANTITY_DECIMALS places (validated), so this is exact.
-        cpu = int(sample.cpu_cores * scale)
-        memory = int(sample.memory_gib * scale)
-        storage = int(sample.storage_gib * scale)
-        key = (pk, sample.node_id, interval)
+        cpu = int(sample["cpu_cores"] * scale)
+        memory = int(sample["memory_gib"] * scale)
+        storage = int(sample["storage_gib"] * scale)
+        key = (pk, sample["node_id"], interval)
         current = node_maxima.get(key)
         if current is None:
             node_maxima[key] = [cpu, memory, storage]
@@ -163,9 +210,9 @@ _REJECTION_MESSAGES = {
 }
 
 
-def _reject(index: int, code: str, sample: SampleIn) -> RejectedRow:
+def _reject(index: int, code: str, sample: SampleRow) -> RejectedRow:
     message = _REJECTION_MESSAGES[code].format(
-        instance_id=sample.instance_id, timestamp=sample.timestamp.isoformat()
+        instance_id=sample["instance_id"], timestamp=sample["timestamp"].isoformat()
     )
     return RejectedRow(index=index, code=code, message=message)
 
