@@ -201,7 +201,7 @@ def uvicorn_server(app: str, *, env: dict[str, str] | None = None) -> Iterator[s
     process = subprocess.Popen(
         command,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "bench"), **(env or {})},
+        env={**os.environ, "PYTHONPATH": _python_path(), **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -225,6 +225,12 @@ def uvicorn_server(app: str, *, env: dict[str, str] | None = None) -> Iterator[s
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _python_path() -> str:
+    """The bench directory (for bare_app), then whatever the caller's path already holds."""
+    existing = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([str(ROOT / "bench"), *([existing] if existing else [])])
 
 
 def utc_now() -> datetime:
