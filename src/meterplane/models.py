@@ -1,9 +1,17 @@
 """Imports every domain's models so ``Base.metadata`` is complete (Alembic, test schema)."""
 
+from meterplane.audit import models as audit_models
 from meterplane.catalog import models as catalog_models
 from meterplane.customers import models as customer_models
 from meterplane.kit.db import Base
 from meterplane.metering import models as metering_models
 from meterplane.tenancy import models as tenancy_models
 
-__all__ = ["Base", "catalog_models", "customer_models", "metering_models", "tenancy_models"]
+__all__ = [
+    "Base",
+    "audit_models",
+    "catalog_models",
+    "customer_models",
+    "metering_models",
+    "tenancy_models",
+]

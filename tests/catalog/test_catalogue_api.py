@@ -46,8 +46,11 @@ def test_a_twelve_place_price_is_kept_exactly(
     ("change", "status", "code"),
     [
         ({"currency": "ZZZ"}, 422, "unknown_currency"),
-        ({"prices": {"cpu_cores": "-0.01"}}, 422, "invalid_request"),
-        ({"prices": {"cpu_cores": "0.0000000000001"}}, 422, "invalid_request"),
+        ({"prices": {"cpu_cores": "-0.01"}}, 422, "negative_price"),
+        ({"prices": {"cpu_cores": "0.0000000000001"}}, 422, "too_many_decimals"),
+        ({"prices": {"cpu_cores": "cheap"}}, 422, "invalid_price"),
+        ({"prices": {"cpu_cores": 0.5}}, 422, "invalid_price"),
+        ({"max_instances_per_customer": -1}, 422, "invalid_request"),
         ({"prices": {"gpu_hours": "1"}}, 422, "unknown_dimension"),
         ({"name": ""}, 422, "invalid_request"),
         ({"service_id": "svc_missing"}, 404, "service_not_found"),

@@ -1,10 +1,11 @@
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from meterplane.kit.db import Base, ExactDecimal, UTCDateTime
+from meterplane.kit.db import Base, ExactDecimal, UTCDateTime, enum_column
 
 
 class Dimension(Base):
@@ -27,7 +28,17 @@ class Service(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    # Integrations turned on for the service, e.g. ["meterplaneMetering"].
+    integrations: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PriceScope(StrEnum):
+    """Which subscriptions a plan price version applies to."""
+
+    all_subscriptions = "all"
+    # Grandfathering: subscriptions started before the version keep the earlier price.
+    new_subscriptions = "new_subscriptions"
 
 
 class Plan(Base):
@@ -39,6 +50,8 @@ class Plan(Base):
     service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     currency: Mapped[str] = mapped_column(String(3))
+    max_instances_per_customer: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    require_payment_method: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     prices: Mapped[list["PlanPrice"]] = relationship(
@@ -58,3 +71,7 @@ class PlanPrice(Base):
     dimension_key: Mapped[str] = mapped_column(String(64))
     unit_price: Mapped[Decimal] = mapped_column(ExactDecimal(30, 12))
     effective_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    applies_to: Mapped[PriceScope] = mapped_column(
+        enum_column(PriceScope), default=PriceScope.all_subscriptions
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

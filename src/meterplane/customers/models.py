@@ -1,10 +1,11 @@
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from meterplane.kit.db import Base, BigIntPK, UTCDateTime, enum_column
+from meterplane.kit.db import Base, BigIntPK, ExactDecimal, UTCDateTime, enum_column
 
 
 class SubscriptionStatus(StrEnum):
@@ -25,6 +26,9 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
     external_billing_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The customer's default payment method (a Stripe PaymentMethod id once payments land);
+    # what the ``require_payment_method`` quota checks.
+    default_payment_method: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -52,9 +56,40 @@ class Instance(Base):
     subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"), index=True)
     # Denormalised from the subscription (whose customer never changes) for usage queries.
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    # The plan in force now; the full history, which billing uses, is InstancePlanPeriod.
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"), index=True)
     cloud: Mapped[str] = mapped_column(String(40))
     region: Mapped[str] = mapped_column(String(80))
     external_billing_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     status: Mapped[InstanceStatus] = mapped_column(enum_column(InstanceStatus))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     terminated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class InstancePlanPeriod(Base):
+    """From ``effective_from`` (an hour) until the next period, the instance is on ``plan_id``."""
+
+    __tablename__ = "instance_plan_periods"
+    __table_args__ = (UniqueConstraint("instance_pk", "effective_from"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id"))
+    instance_pk: Mapped[int] = mapped_column(ForeignKey("instances.pk"), index=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"))
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SubscriptionPrice(Base):
+    """A negotiated unit price for one subscription and dimension, in force on [from, to)."""
+
+    __tablename__ = "subscription_prices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id"))
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    dimension_key: Mapped[str] = mapped_column(String(64))
+    unit_price: Mapped[Decimal] = mapped_column(ExactDecimal(30, 12))
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    effective_to: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,7 +1,9 @@
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+
+from meterplane.kit.decimals import DecimalText
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 OptionalRef = Annotated[str | None, Field(default=None, max_length=200)]
@@ -19,7 +21,54 @@ class CustomerOut(BaseModel):
     name: str
     email: str
     external_billing_id: str | None
+    default_payment_method: str | None
     created_at: datetime
+
+
+class CustomerPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    default_payment_method: Annotated[str | None, Field(max_length=200)] = None
+
+
+class SubscriptionPricesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prices: dict[str, Any] = Field(examples=[{"cpu_cores": "0.03"}])
+    effective_from: AwareDatetime
+    effective_to: AwareDatetime | None = None
+
+
+class SubscriptionPriceOut(BaseModel):
+    dimension_key: str = Field(serialization_alias="dimension")
+    unit_price: DecimalText
+    effective_from: datetime
+    effective_to: datetime | None
+
+
+class ChangePlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    plan_id: str
+    effective_from: AwareDatetime | None = Field(
+        default=None, description="A whole hour; default: the start of the next hour."
+    )
+
+
+class PlanPeriodOut(BaseModel):
+    plan_id: str
+    effective_from: datetime
+
+
+class AdmissionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer_id: str
+    plan_id: str
+
+
+class AdmissionOut(BaseModel):
+    allowed: bool
+    code: str | None = None
+    message: str | None = None
+    limit: int | None = None
+    current: int | None = None
 
 
 class SubscriptionIn(BaseModel):
@@ -52,6 +101,8 @@ class InstanceOut(BaseModel):
     cloud: str
     region: str
     external_billing_id: str | None
+    plan_id: str
+    plan_history: list[PlanPeriodOut]
     status: str
     created_at: datetime
     terminated_at: datetime | None

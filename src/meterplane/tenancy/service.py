@@ -29,6 +29,11 @@ class Caller:
     scope: ApiKeyScope
     key_id: str
 
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        return f"api_key:{self.key_id}"
+
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 10:27:39.670931
+Create Date: 2026-11-24 10:35:56.039395
 """
 
 from collections.abc import Sequence
@@ -51,12 +51,38 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_api_keys_provider_id"), ["provider_id"], unique=False)
 
     op.create_table(
+        "audit_log",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("provider_id", sa.String(length=40), nullable=False),
+        sa.Column("actor", sa.String(length=200), nullable=False),
+        sa.Column("action", sa.String(length=80), nullable=False),
+        sa.Column("object_type", sa.String(length=40), nullable=False),
+        sa.Column("object_id", sa.String(length=200), nullable=False),
+        sa.Column("before", sa.JSON(), nullable=True),
+        sa.Column("after", sa.JSON(), nullable=True),
+        sa.Column("reason", sa.String(length=500), nullable=True),
+        sa.Column("at", meterplane.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["provider_id"], ["providers.id"], name=op.f("fk_audit_log_provider_id_providers")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+    )
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_log_provider_id_id", ["provider_id", "id"], unique=False)
+
+    op.create_table(
         "customers",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("provider_id", sa.String(length=40), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("external_billing_id", sa.String(length=200), nullable=True),
+        sa.Column("default_payment_method", sa.String(length=200), nullable=True),
         sa.Column("created_at", meterplane.kit.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["provider_id"], ["providers.id"], name=op.f("fk_customers_provider_id_providers")
@@ -84,6 +110,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("provider_id", sa.String(length=40), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("integrations", sa.JSON(), nullable=False),
         sa.Column("created_at", meterplane.kit.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["provider_id"], ["providers.id"], name=op.f("fk_services_provider_id_providers")
@@ -129,6 +156,8 @@ def upgrade() -> None:
         sa.Column("service_id", sa.String(length=40), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("max_instances_per_customer", sa.Integer(), nullable=True),
+        sa.Column("require_payment_method", sa.Boolean(), nullable=False),
         sa.Column("created_at", meterplane.kit.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["provider_id"], ["providers.id"], name=op.f("fk_plans_provider_id_providers")
@@ -151,6 +180,12 @@ def upgrade() -> None:
         sa.Column("dimension_key", sa.String(length=64), nullable=False),
         sa.Column("unit_price", meterplane.kit.db.ExactDecimal(), nullable=False),
         sa.Column("effective_from", meterplane.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "applies_to",
+            sa.Enum("all", "new_subscriptions", name="pricescope", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("created_at", meterplane.kit.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["plan_id"], ["plans.id"], name=op.f("fk_plan_prices_plan_id_plans")
         ),
@@ -212,6 +247,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=200), nullable=False),
         sa.Column("subscription_id", sa.String(length=40), nullable=False),
         sa.Column("customer_id", sa.String(length=40), nullable=False),
+        sa.Column("plan_id", sa.String(length=40), nullable=False),
         sa.Column("cloud", sa.String(length=40), nullable=False),
         sa.Column("region", sa.String(length=80), nullable=False),
         sa.Column("external_billing_id", sa.String(length=200), nullable=True),
@@ -225,6 +261,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_instances_customer_id_customers")
         ),
+        sa.ForeignKeyConstraint(["plan_id"], ["plans.id"], name=op.f("fk_instances_plan_id_plans")),
         sa.ForeignKeyConstraint(
             ["provider_id"], ["providers.id"], name=op.f("fk_instances_provider_id_providers")
         ),
@@ -238,8 +275,69 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("instances", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_instances_customer_id"), ["customer_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_instances_plan_id"), ["plan_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_instances_subscription_id"), ["subscription_id"], unique=False
+        )
+
+    op.create_table(
+        "subscription_prices",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("provider_id", sa.String(length=40), nullable=False),
+        sa.Column("subscription_id", sa.String(length=40), nullable=False),
+        sa.Column("dimension_key", sa.String(length=64), nullable=False),
+        sa.Column("unit_price", meterplane.kit.db.ExactDecimal(), nullable=False),
+        sa.Column("effective_from", meterplane.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("effective_to", meterplane.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", meterplane.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["providers.id"],
+            name=op.f("fk_subscription_prices_provider_id_providers"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"],
+            ["subscriptions.id"],
+            name=op.f("fk_subscription_prices_subscription_id_subscriptions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscription_prices")),
+    )
+    with op.batch_alter_table("subscription_prices", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_subscription_prices_subscription_id"), ["subscription_id"], unique=False
+        )
+
+    op.create_table(
+        "instance_plan_periods",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("provider_id", sa.String(length=40), nullable=False),
+        sa.Column(
+            "instance_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("plan_id", sa.String(length=40), nullable=False),
+        sa.Column("effective_from", meterplane.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", meterplane.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["instance_pk"],
+            ["instances.pk"],
+            name=op.f("fk_instance_plan_periods_instance_pk_instances"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["plan_id"], ["plans.id"], name=op.f("fk_instance_plan_periods_plan_id_plans")
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["providers.id"],
+            name=op.f("fk_instance_plan_periods_provider_id_providers"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_instance_plan_periods")),
+        sa.UniqueConstraint(
+            "instance_pk", "effective_from", name=op.f("uq_instance_plan_periods_instance_pk")
+        ),
+    )
+    with op.batch_alter_table("instance_plan_periods", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_instance_plan_periods_instance_pk"), ["instance_pk"], unique=False
         )
 
     op.create_table(
@@ -322,8 +420,17 @@ def downgrade() -> None:
         batch_op.drop_index("ix_usage_hourly_provider_hour")
 
     op.drop_table("usage_hourly")
+    with op.batch_alter_table("instance_plan_periods", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_instance_plan_periods_instance_pk"))
+
+    op.drop_table("instance_plan_periods")
+    with op.batch_alter_table("subscription_prices", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_subscription_prices_subscription_id"))
+
+    op.drop_table("subscription_prices")
     with op.batch_alter_table("instances", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_instances_subscription_id"))
+        batch_op.drop_index(batch_op.f("ix_instances_plan_id"))
         batch_op.drop_index(batch_op.f("ix_instances_customer_id"))
 
     op.drop_table("instances")
@@ -356,6 +463,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_customers_provider_id"))
 
     op.drop_table("customers")
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_log_provider_id_id")
+
+    op.drop_table("audit_log")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_keys_provider_id"))
 
