@@ -187,9 +187,9 @@ def test_upcoming_invoice_matches_brute_force(
             found = (-1, base[plan][dim])
         for v in versions:
             applies = not v["new_only"] or sub_created[sub] >= _h(v["hour"])
-            if v["plan"] == plan and applies and dim in v["prices"] and v["hour"] <= hour:
-                if found is None or v["hour"] > found[0]:
-                    found = (v["hour"], Decimal(v["prices"][dim]))
+            in_force = v["plan"] == plan and applies and dim in v["prices"]
+            if in_force and v["hour"] <= hour and (found is None or v["hour"] > found[0]):
+                found = (v["hour"], Decimal(v["prices"][dim]))
         return found[1] if found else None
 
     quantities: dict[tuple[str, str, Decimal], Decimal] = defaultdict(Decimal)
