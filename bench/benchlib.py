@@ -26,8 +26,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from meterplane.catalog.service import create_plan, create_service
-from meterplane.customers.models import Instance, InstanceStatus
-from meterplane.customers.service import create_customer, create_subscription
+from meterplane.customers.service import (
+    create_customer,
+    create_subscription,
+    register_instance,
+)
 from meterplane.kit import migrate
 from meterplane.kit.db import create_db_engine, make_session_factory
 from meterplane.tenancy.models import ApiKeyScope
@@ -101,7 +104,7 @@ def create_fleet(
     now: datetime,
     created: datetime | None = None,
 ) -> Fleet:
-    """Provider, plan, customers and instances, written directly through the services."""
+    """Provider, plan, customers and instances, made through the services (admission included)."""
     factory = make_session_factory(engine)
     created = created or now
     with factory() as session, session.begin():
@@ -124,7 +127,7 @@ def create_fleet(
         )
         instance_ids: list[str] = []
         customers: list[str] = []
-        rows: list[Instance] = []
+        pks: list[int] = []
         customer_index = 0
         while len(instance_ids) < instances:
             count = instances_per_customer[customer_index % len(instances_per_customer)]
@@ -141,25 +144,20 @@ def create_fleet(
             )
             for _ in range(min(count, instances - len(instance_ids))):
                 instance_id = f"inst-{len(instance_ids):05d}"
+                instance = register_instance(
+                    session,
+                    provider.id,
+                    instance_id=instance_id,
+                    subscription_id=subscription.id,
+                    cloud="aws",
+                    region="eu-west-1",
+                    external_billing_id=None,
+                    now=created,
+                )
                 instance_ids.append(instance_id)
                 customers.append(customer.id)
-                rows.append(
-                    Instance(
-                        provider_id=provider.id,
-                        id=instance_id,
-                        subscription_id=subscription.id,
-                        customer_id=customer.id,
-                        cloud="aws",
-                        region="eu-west-1",
-                        external_billing_id=None,
-                        status=InstanceStatus.running,
-                        created_at=created,
-                    )
-                )
+                pks.append(instance.pk)
             customer_index += 1
-        session.add_all(rows)
-        session.flush()
-        pks = [row.pk for row in rows]
         return Fleet(
             provider_id=provider.id,
             ingest_key=ingest_key.secret,
