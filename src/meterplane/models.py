@@ -3,6 +3,7 @@
 from meterplane.audit import models as audit_models
 from meterplane.catalog import models as catalog_models
 from meterplane.customers import models as customer_models
+from meterplane.invoicing import models as invoicing_models
 from meterplane.kit.db import Base
 from meterplane.metering import models as metering_models
 from meterplane.tenancy import models as tenancy_models
@@ -12,6 +13,7 @@ __all__ = [
     "audit_models",
     "catalog_models",
     "customer_models",
+    "invoicing_models",
     "metering_models",
     "tenancy_models",
 ]

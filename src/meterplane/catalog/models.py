@@ -69,7 +69,7 @@ class PlanPrice(Base):
     provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id"), index=True)
     plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"), index=True)
     dimension_key: Mapped[str] = mapped_column(String(64))
-    unit_price: Mapped[Decimal] = mapped_column(ExactDecimal(30, 12))
+    unit_price: Mapped[Decimal] = mapped_column(ExactDecimal())
     effective_from: Mapped[datetime] = mapped_column(UTCDateTime())
     applies_to: Mapped[PriceScope] = mapped_column(
         enum_column(PriceScope), default=PriceScope.all_subscriptions

@@ -13,6 +13,7 @@ from meterplane.audit import service as audit
 from meterplane.catalog.models import Dimension, Plan, PlanPrice, PriceScope, Service
 from meterplane.catalog.pricing_input import parse_prices, require_hour
 from meterplane.customers.models import Instance, InstanceStatus
+from meterplane.invoicing.periods import ensure_open
 from meterplane.kit.errors import Conflict, InvalidInput, NotFound
 from meterplane.kit.ids import new_id
 from meterplane.kit.money import validate_currency
@@ -319,6 +320,7 @@ def add_price_version(
     """New unit prices for some dimensions of a plan, in force from an hour on."""
     plan = get_plan(session, provider_id, plan_id, lock=True)
     effective_from = require_hour(effective_from, "effective_from")
+    ensure_open(session, provider_id, effective_from, "a price version starting at")
     if not prices:
         raise InvalidInput("give at least one dimension price", code="no_prices")
     parsed = parse_prices(prices, known_dimension_keys(session, provider_id))

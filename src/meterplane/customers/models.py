@@ -2,7 +2,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from meterplane.kit.db import Base, BigIntPK, ExactDecimal, UTCDateTime, enum_column
@@ -29,6 +29,10 @@ class Customer(Base):
     # The customer's default payment method (a Stripe PaymentMethod id once payments land);
     # what the ``require_payment_method`` quota checks.
     default_payment_method: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    address: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Overrides the provider's payment terms when set.
+    payment_terms_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tax_rate_id: Mapped[str | None] = mapped_column(ForeignKey("tax_rates.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -89,7 +93,7 @@ class SubscriptionPrice(Base):
     provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id"))
     subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"), index=True)
     dimension_key: Mapped[str] = mapped_column(String(64))
-    unit_price: Mapped[Decimal] = mapped_column(ExactDecimal(30, 12))
+    unit_price: Mapped[Decimal] = mapped_column(ExactDecimal())
     effective_from: Mapped[datetime] = mapped_column(UTCDateTime())
     effective_to: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

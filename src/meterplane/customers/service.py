@@ -21,6 +21,7 @@ from meterplane.customers.models import (
     SubscriptionPrice,
     SubscriptionStatus,
 )
+from meterplane.invoicing.periods import ensure_open
 from meterplane.kit.errors import Conflict, InvalidInput, NotFound
 from meterplane.kit.ids import new_id
 from meterplane.kit.time import hour_floor
@@ -150,6 +151,7 @@ def add_subscription_prices(
     subscription = get_subscription(session, provider_id, subscription_id)
     start = require_hour(effective_from, "effective_from")
     end = require_hour(effective_to, "effective_to") if effective_to is not None else None
+    ensure_open(session, provider_id, start, "a negotiated price starting at")
     if end is not None and end <= start:
         raise InvalidInput("effective_to must be after effective_from", code="invalid_range")
     if not prices:
@@ -346,6 +348,7 @@ def change_instance_plan(
         if effective_from
         else (hour_floor(now) + timedelta(hours=1))
     )
+    ensure_open(session, provider_id, start, "a plan change at")
     later = session.scalar(
         select(InstancePlanPeriod.effective_from)
         .where(

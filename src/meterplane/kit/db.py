@@ -57,16 +57,13 @@ class ExactDecimal(TypeDecorator[Decimal]):
 
     impl = Numeric
     cache_ok = True
-
-    def __init__(self, precision: int = 30, scale: int = 12) -> None:
-        super().__init__()
-        self.precision = precision
-        self.scale = scale
+    # One exact type for prices, quantities and money: 18 integer digits, 12 decimals.
+    PRECISION, SCALE = 30, 12
 
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(64))
-        return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
+        return dialect.type_descriptor(Numeric(self.PRECISION, self.SCALE, asdecimal=True))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None:
