@@ -2,7 +2,16 @@
 
 import typer
 
-from meterplane.cli import db, demo, provider, serve, usage
+from meterplane.cli import (
+    billing,
+    db,
+    demo,
+    invoices,
+    provider,
+    serve,
+    usage,
+    worker,
+)
 
 app = typer.Typer(
     name="meterplane",
@@ -13,8 +22,11 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(provider.app, name="provider")
 app.add_typer(usage.app, name="usage")
+app.add_typer(billing.app, name="billing")
+app.add_typer(invoices.app, name="invoices")
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
+app.command("worker")(worker.worker)
 
 if __name__ == "__main__":
     app()

@@ -14,6 +14,7 @@ class CustomerIn(BaseModel):
     name: Name
     email: EmailStr
     external_billing_id: OptionalRef = None
+    address: Annotated[str | None, Field(max_length=1000)] = None
 
 
 class CustomerOut(BaseModel):
@@ -22,12 +23,18 @@ class CustomerOut(BaseModel):
     email: str
     external_billing_id: str | None
     default_payment_method: str | None
+    address: str | None
+    payment_terms_days: int | None
+    tax_rate_id: str | None
     created_at: datetime
 
 
 class CustomerPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default_payment_method: Annotated[str | None, Field(max_length=200)] = None
+    address: Annotated[str | None, Field(max_length=1000)] = None
+    payment_terms_days: Annotated[int | None, Field(ge=0, le=365)] = None
+    tax_rate_id: str | None = None
 
 
 class SubscriptionPricesIn(BaseModel):

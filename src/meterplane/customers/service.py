@@ -35,6 +35,7 @@ def create_customer(
     email: str,
     external_billing_id: str | None,
     now: datetime,
+    address: str | None = None,
 ) -> Customer:
     """Create a customer of the provider."""
     customer = Customer(
@@ -43,6 +44,7 @@ def create_customer(
         name=name.strip(),
         email=email,
         external_billing_id=external_billing_id,
+        address=address,
         created_at=now,
     )
     session.add(customer)

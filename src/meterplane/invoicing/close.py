@@ -86,8 +86,9 @@ def draft_period(
         usage = customers_with_usage(session, provider_id, start, end)
         adjustments = adjustment_candidates(session, provider_id, before=start)
         candidates = set(usage) | {c for group in adjustments.values() for c in group}
+        zero_invoice_customers: set[str] = set()
         if provider.zero_usage_policy == ZeroUsagePolicy.issue:
-            candidates |= set(
+            zero_invoice_customers = set(
                 session.scalars(
                     select(Subscription.customer_id).where(
                         Subscription.provider_id == provider_id,
@@ -96,6 +97,7 @@ def draft_period(
                     )
                 )
             )
+            candidates |= zero_invoice_customers
         settled = set(
             session.scalars(
                 select(Invoice.customer_id).where(
@@ -138,6 +140,12 @@ def draft_period(
                 content = contents[customer_id]
                 totals = usage.get(customer_id)
                 draft = drafts.get(customer_id)
+                if (
+                    draft is None
+                    and not content.lines
+                    and customer_id not in zero_invoice_customers
+                ):
+                    continue  # nothing to bill, e.g. late usage already adjusted elsewhere
                 if draft is None:
                     new_draft(session, provider_id, period, start, end, content, totals, now=now)
                     report.created += 1

@@ -175,7 +175,7 @@ def _add_adjustments(
         query = query.where(Invoice.id.not_in(exclude_invoice_ids))
     billed: dict[tuple[str, str, str, Decimal], Decimal] = defaultdict(Decimal)
     described: dict[tuple[str, str, str, Decimal], tuple[RatedLine, str]] = {}
-    for invoice_line, customer_id, currency in session.execute(query).tuples():
+    for invoice_line, customer_id, currency in session.execute(query):
         key = (customer_id, invoice_line.plan_id, invoice_line.dimension, invoice_line.unit_price)
         billed[key] += invoice_line.quantity
         described[key] = (
@@ -229,9 +229,7 @@ def _apply_tax(session: Session, provider_id: str, contents: dict[str, Content])
             select(Customer.id, TaxRate)
             .join(TaxRate, TaxRate.id == Customer.tax_rate_id)
             .where(Customer.provider_id == provider_id, Customer.id.in_(list(contents)))
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     for customer_id, content in contents.items():
         rate = rates.get(customer_id)

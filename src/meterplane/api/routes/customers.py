@@ -23,6 +23,7 @@ from meterplane.customers.schemas import (
     SubscriptionPricesIn,
 )
 from meterplane.invoicing.schemas import UpcomingInvoiceOut
+from meterplane.invoicing.settings import set_customer_billing
 from meterplane.invoicing.upcoming import upcoming_invoice
 
 router = APIRouter(prefix="/v1", tags=["customers"])
@@ -65,6 +66,7 @@ def create_customer(body: CustomerIn, caller: Admin, factory: Factory, now: Now)
             name=body.name,
             email=str(body.email),
             external_billing_id=body.external_billing_id,
+            address=body.address,
             now=now,
         )
         return customer_out(customer)
@@ -153,9 +155,11 @@ def terminate_instance(instance_id: str, caller: Admin, factory: Factory, now: N
 def update_customer(
     customer_id: str, body: CustomerPatch, caller: Admin, factory: Factory, now: Now
 ) -> CustomerOut:
-    """Record the customer's default payment method (set by the payments flow once it lands)."""
+    """Billing details: address, tax rate, payment terms override, default payment method."""
+    fields = body.model_fields_set
+    billing = {k: getattr(body, k) for k in fields if k != "default_payment_method"}
     with unit_of_work(factory) as session:
-        if "default_payment_method" in body.model_fields_set:
+        if "default_payment_method" in fields:
             service.set_default_payment_method(
                 session,
                 caller.provider_id,
@@ -163,6 +167,10 @@ def update_customer(
                 body.default_payment_method,
                 actor=caller.actor,
                 now=now,
+            )
+        if billing:
+            set_customer_billing(
+                session, caller.provider_id, customer_id, billing, actor=caller.actor, now=now
             )
         return customer_out(service.get_customer(session, caller.provider_id, customer_id))
 

@@ -1,0 +1,85 @@
+"""The schedule: monthly close after the grace period, auto-approval, past-due marking.
+
+Every step is idempotent, so running the worker twice (or two workers) changes nothing more.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from meterplane.invoicing import close as closing
+from meterplane.invoicing import service as invoices
+from meterplane.invoicing.periods import period_bounds, previous_period
+from meterplane.kit.db import transaction
+from meterplane.kit.errors import MeterplaneError
+from meterplane.tenancy.models import Provider
+
+log = logging.getLogger("meterplane.worker")
+
+
+@dataclass
+class WorkerReport:
+    closed: list[str] = field(default_factory=list)
+    drafted: list[str] = field(default_factory=list)
+    approved: list[str] = field(default_factory=list)
+    past_due: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def run_once(factory: sessionmaker[Session], *, now: datetime) -> WorkerReport:
+    """One pass over every provider."""
+    report = WorkerReport()
+    with transaction(factory) as session:
+        providers = list(session.scalars(select(Provider).order_by(Provider.id)))
+    for provider in providers:
+        _close_or_draft(factory, provider, now, report)
+        _auto_approve(factory, provider, now, report)
+        with transaction(factory) as session:
+            overdue = invoices.mark_past_due(session, provider.id, now=now)
+            report.past_due += [invoice.id for invoice in overdue]
+    return report
+
+
+def _close_or_draft(
+    factory: sessionmaker[Session], provider: Provider, now: datetime, report: WorkerReport
+) -> None:
+    period = previous_period(now)
+    _start, end = period_bounds(period)
+    if end <= provider.created_at:
+        return
+    try:
+        if now >= end + timedelta(hours=provider.close_grace_hours):
+            result = closing.close_period(factory, provider.id, period, now=now)
+            if not result.already_closed:
+                report.closed.append(f"{provider.id}:{period}")
+        else:
+            closing.draft_period(factory, provider.id, period, now=now)
+            report.drafted.append(f"{provider.id}:{period}")
+    except MeterplaneError as exc:
+        log.warning("close of %s for %s failed: %s", period, provider.id, exc.message)
+        report.errors.append(f"{provider.id}:{period}: {exc.code}")
+
+
+def _auto_approve(
+    factory: sessionmaker[Session], provider: Provider, now: datetime, report: WorkerReport
+) -> None:
+    with transaction(factory) as session:
+        due = invoices.due_for_auto_approval(session, provider, now=now)
+    for invoice_id in due:
+        try:
+            with transaction(factory) as session:
+                invoices.approve(
+                    session,
+                    provider.id,
+                    invoice_id,
+                    actor="system:auto_approve",
+                    now=now,
+                    reason=f"auto-approved after {provider.auto_approve_after_days} days",
+                )
+            report.approved.append(invoice_id)
+        except MeterplaneError as exc:
+            # Approved by a person (or another worker) in the meantime: nothing to do.
+            report.errors.append(f"{invoice_id}: {exc.code}")
