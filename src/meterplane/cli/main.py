@@ -3,10 +3,13 @@
 import typer
 
 from meterplane.cli import (
+    apply,
+    audit,
     billing,
     db,
     demo,
     invoices,
+    plans,
     provider,
     serve,
     usage,
@@ -22,10 +25,13 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(provider.app, name="provider")
 app.add_typer(usage.app, name="usage")
+app.add_typer(plans.app, name="plans")
+app.add_typer(audit.app, name="audit")
 app.add_typer(billing.app, name="billing")
 app.add_typer(invoices.app, name="invoices")
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
+app.command("apply")(apply.apply)
 app.command("worker")(worker.worker)
 
 if __name__ == "__main__":
