@@ -10,22 +10,36 @@ AFTER_OCT = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 
 
 def hourly_samples(
-    instance_id: str, start: datetime, hours: int, *, cpu: int | str = 2, memory: str = "4",
-    storage: str = "50", node: str = "n1",
+    instance_id: str,
+    start: datetime,
+    hours: int,
+    *,
+    cpu: int | str = 2,
+    memory: str = "4",
+    storage: str = "50",
+    node: str = "n1",
 ) -> list[dict[str, Any]]:
     """One sample per hour (at :07), so hourly usage equals the values given."""
     return [
-        {"instance_id": instance_id, "node_id": node,
-         "timestamp": (start + timedelta(hours=h, minutes=7)).isoformat(),
-         "cpu_cores": cpu, "memory_gib": memory, "storage_gib": storage}
+        {
+            "instance_id": instance_id,
+            "node_id": node,
+            "timestamp": (start + timedelta(hours=h, minutes=7)).isoformat(),
+            "cpu_cores": cpu,
+            "memory_gib": memory,
+            "storage_gib": storage,
+        }
         for h in range(hours)
     ]
 
 
 def ingest(client: TestClient, tenant: Tenant, samples: list[dict[str, Any]]) -> None:
     for start in range(0, len(samples), 5000):
-        response = client.post("/v1/usage/samples", json={"samples": samples[start:start + 5000]},
-                               headers=tenant.ingest)
+        response = client.post(
+            "/v1/usage/samples",
+            json={"samples": samples[start : start + 5000]},
+            headers=tenant.ingest,
+        )
         assert response.status_code == 200, response.text
         assert response.json()["rejected"] == [], response.json()["rejected"][:3]
 

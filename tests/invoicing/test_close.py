@@ -20,8 +20,12 @@ def october(client: TestClient, tenant: Tenant, catalogue: Catalogue, clock: Clo
     register_instance(client, tenant, catalogue.subscription_id, "db-1")
     register_instance(client, tenant, catalogue.subscription_id, "db-2")
     clock.set(AFTER_OCT)
-    ingest(client, tenant, hourly_samples("db-1", OCT, 744, cpu=2, memory="4", storage="50")
-           + hourly_samples("db-2", OCT, 100, cpu="0.5", memory="1", storage="10"))
+    ingest(
+        client,
+        tenant,
+        hourly_samples("db-1", OCT, 744, cpu=2, memory="4", storage="50")
+        + hourly_samples("db-2", OCT, 100, cpu="0.5", memory="1", storage="10"),
+    )
     return catalogue
 
 
@@ -29,24 +33,31 @@ def test_close_drafts_freezes_and_prices_each_line(
     client: TestClient, tenant: Tenant, october: Catalogue
 ) -> None:
     report = close(client, tenant)
-    assert report == {"period": "2026-10", "created": 1, "refreshed": 0, "frozen": 1,
-                      "already_closed": False}
+    assert report == {
+        "period": "2026-10",
+        "created": 1,
+        "refreshed": 0,
+        "frozen": 1,
+        "already_closed": False,
+    }
     [invoice] = invoices(client, tenant, period="2026-10")
     assert invoice["status"] == "pending_approval"
     assert invoice["number"] is None
     # cpu: 744 × 2 + 100 × 0.5 = 1538 core-hours at 0.04 → 61.52
     # memory: 744 × 4 + 100 = 3076 GiB-hours at 0.005 → 15.38
     # storage: 744 × 50 + 100 × 10 = 38200 GiB-hours at 0.0002 → 7.64
-    assert [(l["dimension"], l["quantity"], l["unit_price"], l["amount"])
-            for l in invoice["lines"]] == [
+    assert [
+        (l["dimension"], l["quantity"], l["unit_price"], l["amount"]) for l in invoice["lines"]
+    ] == [
         ("cpu_cores", "1538", "0.04", "61.52"),
         ("memory_gib", "3076", "0.005", "15.38"),
         ("storage_gib", "38200", "0.0002", "7.64"),
     ]
-    assert (invoice["subtotal"], invoice["tax_amount"], invoice["total"]) == (
-        "84.54", "0", "84.54")
+    assert (invoice["subtotal"], invoice["tax_amount"], invoice["total"]) == ("84.54", "0", "84.54")
     assert {(i["instance_id"], i["dimension"], i["quantity"]) for i in invoice["instances"]} >= {
-        ("db-1", "cpu_cores", "1488"), ("db-2", "cpu_cores", "50")}
+        ("db-1", "cpu_cores", "1488"),
+        ("db-2", "cpu_cores", "50"),
+    }
     assert invoice["instances"][0]["external_billing_id"] == "ext-db-1"
     single = client.get(f"/v1/invoices/{invoice['id']}", headers=tenant.admin).json()
     assert single == invoice
@@ -58,16 +69,21 @@ def test_close_is_idempotent_and_refuses_open_or_bad_periods(
     close(client, tenant)
     assert close(client, tenant)["already_closed"] is True
     assert len(invoices(client, tenant)) == 1
-    for period, status, code in (("2026-11", 409, "period_not_ended"),
-                                 ("2026-13", 422, "invalid_period"),
-                                 ("Oct", 422, "invalid_request")):
-        response = client.post("/v1/billing/close", json={"period": period},
-                               headers=tenant.admin)
+    for period, status, code in (
+        ("2026-11", 409, "period_not_ended"),
+        ("2026-13", 422, "invalid_period"),
+        ("Oct", 422, "invalid_request"),
+    ):
+        response = client.post("/v1/billing/close", json={"period": period}, headers=tenant.admin)
         assert (response.status_code, response.json()["error"]["code"]) == (status, code)
 
 
 def test_a_crash_half_way_then_a_rerun_leaves_one_invoice_each(
-    client: TestClient, tenant: Tenant, catalogue: Catalogue, clock: Clock, factory: Any,
+    client: TestClient,
+    tenant: Tenant,
+    catalogue: Catalogue,
+    clock: Clock,
+    factory: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock.set(datetime(2026, 9, 30, tzinfo=UTC))
@@ -83,8 +99,9 @@ def test_a_crash_half_way_then_a_rerun_leaves_one_invoice_each(
             raise RuntimeError("power cut")
 
     with pytest.raises(RuntimeError):
-        closing.close_period(factory, tenant.provider_id, "2026-10", now=AFTER_OCT,
-                             after_chunk=crash_after_two)
+        closing.close_period(
+            factory, tenant.provider_id, "2026-10", now=AFTER_OCT, after_chunk=crash_after_two
+        )
     assert len(invoices(client, tenant)) == 2
     assert {i["status"] for i in invoices(client, tenant)} == {"draft"}
     report = close(client, tenant)
@@ -100,8 +117,11 @@ def test_approve_numbers_due_date_and_illegal_moves(
 ) -> None:
     close(client, tenant)
     [invoice] = invoices(client, tenant)
-    client.patch("/v1/provider/billing-settings", json={
-        "invoice_prefix": "ACME", "payment_terms_days": 14}, headers=tenant.admin)
+    client.patch(
+        "/v1/provider/billing-settings",
+        json={"invoice_prefix": "ACME", "payment_terms_days": 14},
+        headers=tenant.admin,
+    )
     approved = client.post(f"/v1/invoices/{invoice['id']}/approve", headers=tenant.admin).json()
     assert approved["status"] == "issued"
     assert approved["number"] == "ACME-2026-000001"
@@ -112,31 +132,49 @@ def test_approve_numbers_due_date_and_illegal_moves(
     assert again.json()["error"]["code"] == "illegal_transition"
     regenerate = client.post(f"/v1/invoices/{invoice['id']}/regenerate", headers=tenant.admin)
     assert regenerate.json()["error"]["code"] == "illegal_transition"
-    voided = client.post(f"/v1/invoices/{invoice['id']}/void", json={"reason": "goodwill"},
-                         headers=tenant.admin)
+    voided = client.post(
+        f"/v1/invoices/{invoice['id']}/void", json={"reason": "goodwill"}, headers=tenant.admin
+    )
     assert voided.json()["status"] == "void"
-    assert client.post(f"/v1/invoices/{invoice['id']}/approve",
-                       headers=tenant.admin).status_code == 409
-    trail = client.get("/v1/audit-log", params={"object_id": invoice["id"]},
-                       headers=tenant.admin).json()["data"]
-    assert [e["action"] for e in trail] == ["invoice.void", "invoice.issued",
-                                            "invoice.pending_approval", "invoice.draft"]
+    assert (
+        client.post(f"/v1/invoices/{invoice['id']}/approve", headers=tenant.admin).status_code
+        == 409
+    )
+    trail = client.get(
+        "/v1/audit-log", params={"object_id": invoice["id"]}, headers=tenant.admin
+    ).json()["data"]
+    assert [e["action"] for e in trail] == [
+        "invoice.void",
+        "invoice.issued",
+        "invoice.pending_approval",
+        "invoice.draft",
+    ]
     assert trail[0]["reason"] == "goodwill"
 
 
 def test_tax_is_rounded_half_up_once_per_invoice(
     client: TestClient, tenant: Tenant, october: Catalogue
 ) -> None:
-    rate = client.post("/v1/tax-rates", json={"name": "VAT", "percentage": "19",
-                                              "jurisdiction": "DE"}, headers=tenant.admin)
+    rate = client.post(
+        "/v1/tax-rates",
+        json={"name": "VAT", "percentage": "19", "jurisdiction": "DE"},
+        headers=tenant.admin,
+    )
     assert rate.status_code == 201
-    client.patch(f"/v1/customers/{october.customer_id}", json={"tax_rate_id": rate.json()["id"]},
-                 headers=tenant.admin)
+    client.patch(
+        f"/v1/customers/{october.customer_id}",
+        json={"tax_rate_id": rate.json()["id"]},
+        headers=tenant.admin,
+    )
     close(client, tenant)
     [invoice] = invoices(client, tenant)
     # 84.54 × 19% = 16.0626 → 16.06
-    assert (invoice["tax_name"], invoice["tax_percentage"], invoice["tax_amount"],
-            invoice["total"]) == ("VAT", "19", "16.06", "100.6")
+    assert (
+        invoice["tax_name"],
+        invoice["tax_percentage"],
+        invoice["tax_amount"],
+        invoice["total"],
+    ) == ("VAT", "19", "16.06", "100.6")
 
 
 def test_zero_usage_customers_follow_the_provider_setting(
@@ -145,8 +183,9 @@ def test_zero_usage_customers_follow_the_provider_setting(
     clock.set(datetime(2026, 9, 30, tzinfo=UTC))
     idle = build_catalogue(client, tenant, suffix="-idle")
     clock.set(AFTER_OCT)
-    client.patch("/v1/provider/billing-settings", json={"zero_usage_policy": "issue"},
-                 headers=tenant.admin)
+    client.patch(
+        "/v1/provider/billing-settings", json={"zero_usage_policy": "issue"}, headers=tenant.admin
+    )
     close(client, tenant)
     by_customer = {i["customer_id"]: i for i in invoices(client, tenant)}
     assert by_customer[idle.customer_id]["total"] == "0"
@@ -177,8 +216,9 @@ def test_late_usage_for_an_issued_period_is_an_adjustment_next_month(
     close(client, tenant, "2026-11")
     [nov] = invoices(client, tenant, period="2026-11")
     adjustments = [l for l in nov["lines"] if l["kind"] == "adjustment"]
-    assert [(l["usage_period"], l["dimension"], l["quantity"], l["amount"])
-            for l in adjustments] == [
+    assert [
+        (l["usage_period"], l["dimension"], l["quantity"], l["amount"]) for l in adjustments
+    ] == [
         ("2026-10", "cpu_cores", "30", "1.2"),
         ("2026-10", "memory_gib", "40", "0.2"),
         ("2026-10", "storage_gib", "500", "0.1"),
@@ -196,14 +236,18 @@ def test_pricing_cannot_reach_into_a_closed_period(
     client: TestClient, tenant: Tenant, october: Catalogue
 ) -> None:
     close(client, tenant)
-    response = client.post(f"/v1/plans/{october.plan_id}/prices", json={
-        "prices": {"cpu_cores": "1"}, "effective_from": "2026-10-15T00:00:00Z"},
-        headers=tenant.admin)
+    response = client.post(
+        f"/v1/plans/{october.plan_id}/prices",
+        json={"prices": {"cpu_cores": "1"}, "effective_from": "2026-10-15T00:00:00Z"},
+        headers=tenant.admin,
+    )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "period_closed"
-    ok = client.post(f"/v1/plans/{october.plan_id}/prices", json={
-        "prices": {"cpu_cores": "1"}, "effective_from": "2026-11-01T00:00:00Z"},
-        headers=tenant.admin)
+    ok = client.post(
+        f"/v1/plans/{october.plan_id}/prices",
+        json={"prices": {"cpu_cores": "1"}, "effective_from": "2026-11-01T00:00:00Z"},
+        headers=tenant.admin,
+    )
     assert ok.status_code == 201
 
 
@@ -213,16 +257,19 @@ def test_invoices_are_invisible_to_other_providers(
     close(client, tenant)
     [invoice] = invoices(client, tenant)
     other = make_tenant("Other")
-    for method, path in (("get", f"/v1/invoices/{invoice['id']}"),
-                         ("post", f"/v1/invoices/{invoice['id']}/approve"),
-                         ("post", f"/v1/invoices/{invoice['id']}/void"),
-                         ("post", f"/v1/invoices/{invoice['id']}/regenerate")):
+    for method, path in (
+        ("get", f"/v1/invoices/{invoice['id']}"),
+        ("post", f"/v1/invoices/{invoice['id']}/approve"),
+        ("post", f"/v1/invoices/{invoice['id']}/void"),
+        ("post", f"/v1/invoices/{invoice['id']}/regenerate"),
+    ):
         response = client.request(method.upper(), path, headers=other.admin)
         assert response.status_code == 404, path
         assert response.json()["error"]["code"] == "invoice_not_found"
     assert invoices(client, other) == []
-    bulk = client.post("/v1/invoices/approve", json={"invoice_ids": [invoice["id"]]},
-                       headers=other.admin).json()["data"]
+    bulk = client.post(
+        "/v1/invoices/approve", json={"invoice_ids": [invoice["id"]]}, headers=other.admin
+    ).json()["data"]
     assert bulk[0]["error"]["code"] == "invoice_not_found"
 
 
