@@ -47,7 +47,8 @@ def test_close_drafts_freezes_and_prices_each_line(
     # memory: 744 × 4 + 100 = 3076 GiB-hours at 0.005 → 15.38
     # storage: 744 × 50 + 100 × 10 = 38200 GiB-hours at 0.0002 → 7.64
     assert [
-        (l["dimension"], l["quantity"], l["unit_price"], l["amount"]) for l in invoice["lines"]
+        (line["dimension"], line["quantity"], line["unit_price"], line["amount"])
+        for line in invoice["lines"]
     ] == [
         ("cpu_cores", "1538", "0.04", "61.52"),
         ("memory_gib", "3076", "0.005", "15.38"),
@@ -215,17 +216,18 @@ def test_late_usage_for_an_issued_period_is_an_adjustment_next_month(
     assert issued["total"] == october_invoice["total"]  # issued invoices never change
     close(client, tenant, "2026-11")
     [nov] = invoices(client, tenant, period="2026-11")
-    adjustments = [l for l in nov["lines"] if l["kind"] == "adjustment"]
+    adjustments = [line for line in nov["lines"] if line["kind"] == "adjustment"]
     assert [
-        (l["usage_period"], l["dimension"], l["quantity"], l["amount"]) for l in adjustments
+        (line["usage_period"], line["dimension"], line["quantity"], line["amount"])
+        for line in adjustments
     ] == [
         ("2026-10", "cpu_cores", "30", "1.2"),
         ("2026-10", "memory_gib", "40", "0.2"),
         ("2026-10", "storage_gib", "500", "0.1"),
     ]
-    usage = [l for l in nov["lines"] if l["kind"] == "usage"]
-    assert [l["quantity"] for l in usage] == ["96", "192", "2400"]
-    assert Decimal(nov["subtotal"]) == sum(Decimal(l["amount"]) for l in nov["lines"])
+    usage = [line for line in nov["lines"] if line["kind"] == "usage"]
+    assert [line["quantity"] for line in usage] == ["96", "192", "2400"]
+    assert Decimal(nov["subtotal"]) == sum(Decimal(line["amount"]) for line in nov["lines"])
     # Closing December does not bill October's late usage a second time.
     clock.set(datetime(2027, 1, 3, tzinfo=UTC))
     close(client, tenant, "2026-12")
