@@ -9,9 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import typer
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
+from meterplane.cli import context
+from meterplane.cli.invoice_pdf import pdf as pdf_command
 from meterplane.customers.models import Customer
 from meterplane.invoicing.models import Invoice, InvoiceInstanceLine, InvoiceLine
 from meterplane.invoicing.pdf import money, quantity
@@ -358,3 +362,33 @@ def test_formatting() -> None:
     assert money(D("-3.10"), "EUR") == "-€3.10"
     assert quantity(D("1234567.000000001")) == "1,234,567.000000001"
     assert quantity(D("720.000000000")) == "720"
+
+
+def test_pdf_cli(
+    tenant: Tenant,
+    invoices: Invoices,
+    factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """``meterplane invoices pdf``, mounted here as it is in the real command."""
+    monkeypatch.setattr(context, "session_factory", lambda: factory)
+    app = typer.Typer()
+    app.command("pdf")(pdf_command)
+    app.command("other")(lambda: None)  # keeps ``pdf`` a subcommand, as under ``invoices``
+    runner = CliRunner()
+    out = tmp_path / "invoice.pdf"
+    args = ["pdf", invoices.issued_id, "--provider", tenant.provider_id, "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(b"%PDF-")
+    assert "INV-2026-000042" in _pdf_text(out.read_bytes(), out)
+
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["pdf", invoices.draft_id, "--provider", tenant.provider_id])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "inv_draft.pdf").read_bytes().startswith(b"%PDF-")
+
+    result = runner.invoke(app, ["pdf", "inv_nope", "--provider", tenant.provider_id])
+    assert result.exit_code == 1
+    assert "invoice_not_found" in result.output

@@ -1,16 +1,21 @@
 """The provider's business profile and logo through the API, on SQLite and PostgreSQL."""
 
+import json
 import struct
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
 from meterplane.audit.models import AuditEntry
+from meterplane.cli import context
+from meterplane.cli import profile as profile_cli
 from meterplane.tenancy.profile import LOGO_MAX_BYTES
 from tests.conftest import Tenant
 
@@ -276,3 +281,37 @@ def test_providers_see_only_their_own_profile(
     client.put("/v1/provider/profile", json={"legal_name": "Initech LLC"}, headers=other.admin)
     mine = client.get("/v1/provider/profile", headers=tenant.admin).json()
     assert mine["legal_name"] == "Acme Cloud GmbH" and mine["has_logo"] is True
+
+
+def test_profile_cli(
+    tenant: Tenant,
+    factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """``meterplane profile``, mounted here as it is in the real command."""
+    monkeypatch.setattr(context, "session_factory", lambda: factory)
+    monkeypatch.setenv("METERPLANE_PROVIDER_ID", tenant.provider_id)
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(profile_cli.app, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    run("set", "--legal-name", "Acme Cloud GmbH", "--address", "Hauptstraße 1 | 10115 Berlin")
+    run("set", "--tax-id", "DE123456789", "--support-email", "billing@acme.example")
+    shown = json.loads(run("show", "--json"))
+    assert shown["legal_name"] == "Acme Cloud GmbH"
+    assert shown["address"] == "Hauptstraße 1\n10115 Berlin"
+    assert shown["tax_id"] == "DE123456789"
+    assert "invalid_email" in run("set", "--support-email", "nope", code=1)
+
+    (tmp_path / "logo.svg").write_bytes(SVG)
+    assert "image/svg+xml" in run("logo", str(tmp_path / "logo.svg"))
+    run("export-logo", str(tmp_path / "back.svg"))
+    assert (tmp_path / "back.svg").read_bytes() == SVG
+    (tmp_path / "logo.gif").write_bytes(GIF)
+    assert "unsupported_logo_type" in run("logo", str(tmp_path / "logo.gif"), code=1)
+    assert "logo removed" in run("remove-logo")
+    assert json.loads(run("show", "--json"))["has_logo"] is False
