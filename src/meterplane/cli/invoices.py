@@ -4,6 +4,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from meterplane.cli import invoice_pdf
 from meterplane.cli.billing import provider_option, require_provider
 from meterplane.cli.context import cli_transaction, print_json
 from meterplane.invoicing import close as closing
@@ -13,6 +14,7 @@ from meterplane.invoicing.states import InvoiceStatus
 from meterplane.kit.time import utc_now
 
 app = typer.Typer(help="Review, approve and void invoices.", no_args_is_help=True)
+app.command("pdf")(invoice_pdf.pdf)
 
 
 def _summary(invoice: Invoice) -> dict[str, object]:

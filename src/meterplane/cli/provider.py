@@ -1,11 +1,13 @@
 import typer
 
+from meterplane.cli import profile
 from meterplane.cli.context import cli_transaction, print_json
 from meterplane.kit.time import utc_now
 from meterplane.tenancy import service
 from meterplane.tenancy.models import ApiKeyScope
 
 app = typer.Typer(help="Providers (tenants) and their API keys.", no_args_is_help=True)
+app.add_typer(profile.app, name="profile", help="Business profile and logo on invoices.")
 
 
 @app.command("create")
