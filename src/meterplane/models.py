@@ -6,6 +6,7 @@ from meterplane.customers import models as customer_models
 from meterplane.invoicing import models as invoicing_models
 from meterplane.kit.db import Base
 from meterplane.metering import models as metering_models
+from meterplane.notifications import models as notification_models
 from meterplane.tenancy import models as tenancy_models
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "customer_models",
     "invoicing_models",
     "metering_models",
+    "notification_models",
     "tenancy_models",
 ]

@@ -2,8 +2,9 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +18,18 @@ class Settings(BaseSettings):
     usage_retention_days: int = Field(default=90, ge=1)
     usage_future_tolerance_seconds: int = Field(default=600, ge=0)
     max_batch_samples: int = Field(default=10_000, ge=1)
+
+    # Outgoing mail (notifications); unset host: emails wait in the outbox as "pending".
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=30, gt=0)
+    smtp_from_address: str = "billing@meterplane.localhost"
+    portal_base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base URL of the portal and console."
+    )
 
 
 @lru_cache

@@ -1,12 +1,15 @@
-"""The schedule: monthly close after the grace period, auto-approval, past-due marking.
+"""The schedule: monthly close after the grace period, auto-approval, past-due marking, and
+delivery of the notifications outbox.
 
 Every step is idempotent, so running the worker twice (or two workers) changes nothing more.
 """
 
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,6 +18,9 @@ from meterplane.invoicing import service as invoices
 from meterplane.invoicing.periods import period_bounds, previous_period
 from meterplane.kit.db import transaction
 from meterplane.kit.errors import MeterplaneError
+from meterplane.notifications import worker as notifications
+from meterplane.notifications.smtp import MailTransport, transport_from_settings
+from meterplane.settings import get_settings
 from meterplane.tenancy.models import Provider
 
 log = logging.getLogger("meterplane.worker")
@@ -27,19 +33,39 @@ class WorkerReport:
     approved: list[str] = field(default_factory=list)
     past_due: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notifications: dict[str, int] = field(default_factory=dict)
 
 
-def run_once(factory: sessionmaker[Session], *, now: datetime) -> WorkerReport:
-    """One pass over every provider."""
+def run_once(
+    factory: sessionmaker[Session],
+    *,
+    now: datetime,
+    transport: MailTransport | None = None,
+    http_client: httpx.Client | None = None,
+) -> WorkerReport:
+    """One pass over every provider, then the outbox (SMTP and HTTP from settings by default)."""
     report = WorkerReport()
     with transaction(factory) as session:
         providers = list(session.scalars(select(Provider).order_by(Provider.id)))
     for provider in providers:
         _close_or_draft(factory, provider, now, report)
+        notifications.notify_auto_approve_soon(factory, provider, now=now)
         _auto_approve(factory, provider, now, report)
         with transaction(factory) as session:
             overdue = invoices.mark_past_due(session, provider.id, now=now)
             report.past_due += [invoice.id for invoice in overdue]
+    settings = get_settings()
+    with ExitStack() as stack:
+        if http_client is None:
+            http_client = stack.enter_context(httpx.Client())
+        counts = notifications.deliver_due(
+            factory,
+            now=now,
+            transport=transport or transport_from_settings(settings),
+            http_client=http_client,
+            settings=settings,
+        )
+    report.notifications = counts.as_dict()
     return report
 
 

@@ -8,7 +8,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from meterplane import __version__
 from meterplane.api.errors import install_error_handlers
-from meterplane.api.routes import catalog, customers, invoice_pdf, invoices, provider, usage
+from meterplane.api.routes import (
+    catalog,
+    customers,
+    invoice_pdf,
+    invoices,
+    notifications,
+    provider,
+    usage,
+)
 from meterplane.kit.db import create_db_engine, make_session_factory
 from meterplane.settings import Settings, get_settings
 
@@ -31,7 +39,7 @@ def create_app(
     )
     app.state.clock = clock
     install_error_handlers(app)
-    for module in (catalog, customers, invoices, invoice_pdf, provider, usage):
+    for module in (catalog, customers, invoices, invoice_pdf, notifications, provider, usage):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["ops"])

@@ -9,6 +9,7 @@ from meterplane.cli import (
     db,
     demo,
     invoices,
+    outbox,
     plans,
     provider,
     serve,
@@ -29,6 +30,8 @@ app.add_typer(plans.app, name="plans")
 app.add_typer(audit.app, name="audit")
 app.add_typer(billing.app, name="billing")
 app.add_typer(invoices.app, name="invoices")
+app.add_typer(outbox.app, name="outbox")
+app.add_typer(outbox.webhooks_app, name="webhooks")
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
 app.command("apply")(apply.apply)

@@ -33,6 +33,8 @@ class Customer(Base):
     # Overrides the provider's payment terms when set.
     payment_terms_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tax_rate_id: Mapped[str | None] = mapped_column(ForeignKey("tax_rates.id"), nullable=True)
+    # Babel locale of the customer's emails: dates and money formats.
+    locale: Mapped[str] = mapped_column(String(20), default="en_US", server_default="en_US")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -5,6 +5,7 @@ unique index) and carries on."""
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,7 @@ from meterplane.invoicing.service import freeze, get_invoice, new_draft, write_c
 from meterplane.invoicing.states import InvoiceStatus
 from meterplane.kit.db import transaction
 from meterplane.kit.errors import Conflict
+from meterplane.notifications.service import notify
 from meterplane.tenancy.models import Provider, ZeroUsagePolicy
 
 CHUNK_SIZE = 500
@@ -174,6 +176,7 @@ def close_period(
         if billing_period.closed_at is not None:
             report.already_closed = True
             return report
+        totals: dict[str, Decimal] = {}
         for invoice in session.scalars(
             select(Invoice).where(
                 Invoice.provider_id == provider_id,
@@ -183,7 +186,24 @@ def close_period(
         ):
             freeze(session, invoice, now=now)
             report.frozen += 1
+            totals[invoice.currency] = totals.get(invoice.currency, Decimal(0)) + invoice.total
         billing_period.closed_at = now
+        if report.frozen:
+            single = next(iter(totals)) if len(totals) == 1 else None
+            notify(
+                session,
+                provider_id,
+                "drafts.ready_for_review",
+                subject_id=f"{provider_id}:{period}",
+                data={
+                    "period": period,
+                    "count": report.frozen,
+                    "total": totals[single] if single else None,
+                    "currency": single,
+                    "totals": totals,
+                },
+                now=now,
+            )
     return report
 
 

@@ -15,6 +15,7 @@ from meterplane.invoicing.numbering import take_number
 from meterplane.invoicing.states import FINAL_CONTENT, TRANSITIONS, InvoiceStatus
 from meterplane.kit.errors import Conflict, NotFound
 from meterplane.kit.ids import new_id
+from meterplane.notifications.service import notify
 from meterplane.tenancy.models import Provider
 
 
@@ -84,6 +85,14 @@ def new_draft(
         object_id=invoice.id,
         before=None,
         after={"status": "draft", "period": period, "total": invoice.total},
+        now=now,
+    )
+    notify(
+        session,
+        provider_id,
+        "invoice.draft_created",
+        subject_id=invoice.id,
+        data={"invoice_id": invoice.id, "period": period},
         now=now,
     )
     return invoice
@@ -199,6 +208,20 @@ def approve(
     invoice.issued_at = now
     invoice.due_at = now + timedelta(days=terms)
     session.flush()
+    notify(
+        session,
+        provider_id,
+        "invoice.issued",
+        subject_id=invoice.id,
+        data={
+            "invoice_id": invoice.id,
+            "number": invoice.number,
+            "total": invoice.total,
+            "currency": invoice.currency,
+            "due_at": invoice.due_at,
+        },
+        now=now,
+    )
     return invoice
 
 
@@ -249,6 +272,14 @@ def mark_past_due(session: Session, provider_id: str, *, now: datetime) -> list[
             actor="system",
             now=now,
             reason=f"unpaid after due date {invoice.due_at}",
+        )
+        notify(
+            session,
+            provider_id,
+            "invoice.past_due",
+            subject_id=invoice.id,
+            data={"invoice_id": invoice.id, "due_at": invoice.due_at},
+            now=now,
         )
     return list(overdue)
 

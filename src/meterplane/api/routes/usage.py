@@ -1,4 +1,5 @@
 import json
+from collections import Counter
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -16,6 +17,7 @@ from meterplane.metering.schemas import (
     RejectionPage,
     UsageReport,
 )
+from meterplane.notifications.service import notify
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"])
 
@@ -67,7 +69,24 @@ async def post_samples(
 
     def _ingest() -> IngestResult:
         with unit_of_work(factory) as session:
-            return ingest.ingest_samples(session, caller.provider_id, batch, now=now, policy=policy)
+            result = ingest.ingest_samples(
+                session, caller.provider_id, batch, now=now, policy=policy
+            )
+            if result.rejected:
+                notify(
+                    session,
+                    caller.provider_id,
+                    "usage.rejected",
+                    subject_id=result.batch_id,
+                    data={
+                        "batch_id": result.batch_id,
+                        "accepted": result.accepted,
+                        "rejected": len(result.rejected),
+                        "codes": dict(Counter(row.code for row in result.rejected)),
+                    },
+                    now=now,
+                )
+            return result
 
     return await run_in_threadpool(_ingest)
 
