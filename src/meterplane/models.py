@@ -3,6 +3,7 @@
 from meterplane.audit import models as audit_models
 from meterplane.catalog import models as catalog_models
 from meterplane.customers import models as customer_models
+from meterplane.export import models as export_models
 from meterplane.invoicing import models as invoicing_models
 from meterplane.kit.db import Base
 from meterplane.metering import models as metering_models
@@ -14,6 +15,7 @@ __all__ = [
     "audit_models",
     "catalog_models",
     "customer_models",
+    "export_models",
     "invoicing_models",
     "metering_models",
     "notification_models",

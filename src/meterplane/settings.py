@@ -18,6 +18,22 @@ class Settings(BaseSettings):
     usage_retention_days: int = Field(default=90, ge=1)
     usage_future_tolerance_seconds: int = Field(default=600, ge=0)
     max_batch_samples: int = Field(default=10_000, ge=1)
+    secret_key: str | None = Field(
+        default=None,
+        description="Encrypts stored secrets (export credentials); any long random string.",
+    )
+    export_lag_seconds: int = Field(
+        default=900, ge=0, description="An hour is exported once it ended this long ago."
+    )
+    export_local_dir: Path = Field(
+        default=Path("var") / "export",
+        description="Root of local-directory export targets (one folder per provider).",
+    )
+    export_max_hours_per_run: int = Field(default=168, ge=1)
+    export_allow_endpoint_url: bool = Field(
+        default=False,
+        description="Let providers point S3 targets at their own endpoint (S3-compatible stores).",
+    )
 
     # Outgoing mail (notifications); unset host: emails wait in the outbox as "pending".
     smtp_host: str | None = None

@@ -17,6 +17,7 @@ from meterplane.api.routes import (
     provider,
     usage,
 )
+from meterplane.api.routes import export as export_routes
 from meterplane.kit.db import create_db_engine, make_session_factory
 from meterplane.settings import Settings, get_settings
 
@@ -41,6 +42,7 @@ def create_app(
     install_error_handlers(app)
     for module in (catalog, customers, invoices, invoice_pdf, notifications, provider, usage):
         app.include_router(module.router)
+    app.include_router(export_routes.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

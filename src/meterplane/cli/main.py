@@ -16,6 +16,7 @@ from meterplane.cli import (
     usage,
     worker,
 )
+from meterplane.cli import export as export_cli
 
 app = typer.Typer(
     name="meterplane",
@@ -24,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(export_cli.app, name="export")
 app.add_typer(provider.app, name="provider")
 app.add_typer(usage.app, name="usage")
 app.add_typer(plans.app, name="plans")

@@ -1,0 +1,1 @@
+"""Metering integration: closed hours of usage written to the provider's bucket or directory."""
