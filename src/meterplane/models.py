@@ -8,6 +8,7 @@ from meterplane.invoicing import models as invoicing_models
 from meterplane.kit.db import Base
 from meterplane.metering import models as metering_models
 from meterplane.notifications import models as notification_models
+from meterplane.payments import models as payment_models
 from meterplane.tenancy import models as tenancy_models
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "invoicing_models",
     "metering_models",
     "notification_models",
+    "payment_models",
     "tenancy_models",
 ]

@@ -47,6 +47,24 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000", description="Base URL of the portal and console."
     )
 
+    # Payments through Stripe Connect (the platform's keys; providers connect their own account).
+    stripe_secret_key: str | None = Field(default=None, description="Platform secret key.")
+    stripe_publishable_key: str | None = Field(
+        default=None, description="Platform publishable key, handed to Stripe.js in the portal."
+    )
+    stripe_client_id: str | None = Field(default=None, description="Connect client id (ca_…).")
+    stripe_webhook_secret: str | None = Field(default=None, description="whsec_… of the endpoint.")
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_connect_base: str = "https://connect.stripe.com"
+    stripe_js_url: str = "https://js.stripe.com/v3/"
+    stripe_connect_redirect_uri: str | None = Field(
+        default=None, description="OAuth redirect URI (…/v1/stripe/connect/callback)."
+    )
+    stripe_connect_state_ttl_seconds: int = Field(default=1800, ge=60)
+    stripe_send_off_session: bool = Field(
+        default=True, description="Send off_session=true when confirming (localstripe: false)."
+    )
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -18,6 +18,7 @@ from meterplane.api.routes import (
     usage,
 )
 from meterplane.api.routes import export as export_routes
+from meterplane.api.routes import payments as payment_routes
 from meterplane.kit.db import create_db_engine, make_session_factory
 from meterplane.settings import Settings, get_settings
 
@@ -43,6 +44,7 @@ def create_app(
     for module in (catalog, customers, invoices, invoice_pdf, notifications, provider, usage):
         app.include_router(module.router)
     app.include_router(export_routes.router)
+    app.include_router(payment_routes.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

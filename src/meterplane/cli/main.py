@@ -17,6 +17,7 @@ from meterplane.cli import (
     worker,
 )
 from meterplane.cli import export as export_cli
+from meterplane.cli import payments as payments_cli
 
 app = typer.Typer(
     name="meterplane",
@@ -32,6 +33,7 @@ app.add_typer(plans.app, name="plans")
 app.add_typer(audit.app, name="audit")
 app.add_typer(billing.app, name="billing")
 app.add_typer(invoices.app, name="invoices")
+app.add_typer(payments_cli.app, name="payments")
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(outbox.webhooks_app, name="webhooks")
 app.command("serve")(serve.serve)

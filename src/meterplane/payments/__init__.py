@@ -1,0 +1,1 @@
+"""Payments through Stripe Connect: connected accounts, saved cards, charges, webhooks, retries."""
