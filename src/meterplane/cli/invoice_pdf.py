@@ -6,7 +6,6 @@ import typer
 
 from meterplane.cli.billing import provider_option, require_provider
 from meterplane.cli.context import cli_transaction, fail
-from meterplane.invoicing.pdf import load_document, render_document
 
 
 def pdf(
@@ -21,6 +20,9 @@ def pdf(
     ),
 ) -> None:
     """Render an invoice as its customer receives it (drafts are marked "DRAFT — not issued")."""
+    # WeasyPrint takes a second to import: only this command needs it.
+    from meterplane.invoicing.pdf import load_document, render_document
+
     provider_id = require_provider(provider_id)
     with cli_transaction() as session:
         document = load_document(session, provider_id, invoice_id)
