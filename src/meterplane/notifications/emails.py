@@ -4,6 +4,7 @@
 import hashlib
 from datetime import date, datetime
 from decimal import Decimal
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -128,7 +129,9 @@ def build_email(
     provider = session.get_one(Provider, row.provider_id)
     context, invoice = build_context(session, row, provider, settings)
     subject, text, html = render(TEMPLATES[row.event], context)
-    message = EmailMessage()
+    # RFC 5322 allows 998 characters a line; Python's 78-column folding would start a long
+    # Subject on a continuation line, which some clients show with a leading space.
+    message = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
     message["From"] = Address(display_name=provider.name, addr_spec=settings.smtp_from_address)
     message["To"] = row.recipient
     if provider.support_email:

@@ -127,6 +127,9 @@ def notify(
                 "attempts": 0,
                 "next_attempt_at": now,
                 "created_at": now,
+                # Every row names every column: one multi-row INSERT.
+                "customer_id": None,
+                "endpoint_id": None,
                 **extra,
             }
         )
