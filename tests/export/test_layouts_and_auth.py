@@ -10,7 +10,6 @@ import boto3
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from moto.server import ThreadedMotoServer
 from sqlalchemy.orm import Session, sessionmaker
 
 from meterplane.export.formats import OMNISTRATE_FIELDS
@@ -110,13 +109,17 @@ def test_local_directory_target(
 
 
 @pytest.fixture
-def auth_moto() -> Iterator[str]:
-    """A moto server of its own: IAM authorization stays on until it stops."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def auth_moto(moto_endpoint: str) -> Iterator[str]:
+    """A reset moto; IAM authorization, once the test turns it on, is off again afterwards
+    (moto keeps that switch process-wide: it would deny the other tests' anonymous calls)."""
+    httpx.post(f"{moto_endpoint}/moto-api/reset")
+    yield moto_endpoint
+    httpx.post(
+        f"{moto_endpoint}/moto-api/reset-auth",
+        content="inf",
+        headers={"Content-Type": "text/plain"},
+    )
+    httpx.post(f"{moto_endpoint}/moto-api/reset")
 
 
 def _iam_user(iam: Any, name: str, statements: list[dict[str, Any]]) -> dict[str, str]:

@@ -52,9 +52,12 @@ def _decimal_text(value: Decimal | None) -> str:
     return "" if value is None else format(value, "f")
 
 
-def _as_strings(record: UsageRecord) -> list[str]:
+def _as_strings(record: UsageRecord, hour_text: dict[datetime, str]) -> list[str]:
+    hour = hour_text.get(record.hour_start)
+    if hour is None:
+        hour = hour_text[record.hour_start] = rfc3339(record.hour_start)
     values: list[str] = list(record[:13])
-    values += [rfc3339(record.hour_start), _decimal_text(record.quantity)]
+    values += [hour, format(record.quantity, "f")]
     values += [_decimal_text(record.unit_price), record.currency]
     return values
 
@@ -66,11 +69,14 @@ def encode(records: list[UsageRecord], fmt: str, *, use_gzip: bool) -> bytes:
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(COLUMNS)
-        writer.writerows(_as_strings(r) for r in records)
+        hours: dict[datetime, str] = {}
+        writer.writerows(_as_strings(r, hours) for r in records)
         body = text.getvalue().encode()
     else:
+        hours = {}
         body = "".join(
-            json.dumps(dict(zip(COLUMNS, _as_strings(r), strict=True))) + "\n" for r in records
+            json.dumps(dict(zip(COLUMNS, _as_strings(r, hours), strict=True))) + "\n"
+            for r in records
         ).encode()
     # mtime=0: the same records always make the same bytes.
     return gzip.compress(body, mtime=0) if use_gzip else body

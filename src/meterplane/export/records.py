@@ -66,6 +66,7 @@ class ExportContext:
     prices: HourlyPrices
     custom: tuple[CustomDimension, ...]
     units: dict[str, str] = field(default_factory=dict)
+    heads: dict[tuple[int, str], tuple[str, ...]] = field(default_factory=dict)
 
     def plan_at(self, instance_pk: int, hour: datetime) -> str | None:
         held = self.periods.get(instance_pk)
@@ -189,51 +190,73 @@ def build_hour(session: Session, ctx: ExportContext, hour: datetime) -> list[Usa
                 customs[pk].append((key, value))
     order = {key: i for i, key in enumerate(ctx.units)}
     records: list[UsageRecord] = []
+    make = UsageRecord._make
     for pk in presets.keys() | customs.keys():
-        instance = ctx.instances.get(pk)
-        if instance is None:  # registered after the run started: the next run exports it
-            instance = session.get(Instance, pk)
-            if instance is None:
-                continue
-            ctx.instances[pk] = instance
         plan_id = ctx.plan_at(pk, hour)
-        plan = ctx.plans.get(plan_id) if plan_id is not None else None
-        if plan is None or plan_id is None:
+        if plan_id is None or plan_id not in ctx.plans:
             continue  # the plan's service does not have the integration on
-        subscription = ctx.subscriptions[instance.subscription_id]
+        head = _record_head(session, ctx, pk, plan_id)
+        if head is None:
+            continue
+        subscription = ctx.subscriptions[head[6]]
         prices = ctx.prices.prices(plan_id, subscription, hour)
-        external = instance.external_billing_id
-        if external is None:
-            customer = ctx.customers.get(instance.customer_id)
-            external = customer.external_billing_id if customer is not None else None
+        currency = ctx.plans[plan_id].currency
         values: list[tuple[str, int]] = []
         if pk in presets:
             values.extend(zip(PRESET_KEYS, presets[pk], strict=True))
         values.extend(sorted(customs.get(pk, ()), key=lambda kv: order[kv[0]]))
+        units = ctx.units
         for key, scaled in values:
             records.append(
-                UsageRecord(
-                    provider_id=ctx.provider_id,
-                    service_id=plan.service_id,
-                    service_name=ctx.services[plan.service_id],
-                    plan_id=plan_id,
-                    plan_name=plan.name,
-                    customer_id=instance.customer_id,
-                    subscription_id=instance.subscription_id,
-                    external_billing_id=external or "",
-                    instance_id=instance.id,
-                    cloud=instance.cloud,
-                    region=instance.region,
-                    dimension=key,
-                    unit=ctx.units[key],
-                    hour_start=hour,
-                    quantity=from_scaled(int(scaled)),
-                    unit_price=prices.get(key),
-                    currency=plan.currency,
+                make(
+                    (
+                        *head,
+                        key,
+                        units[key],
+                        hour,
+                        from_scaled(int(scaled)),
+                        prices.get(key),
+                        currency,
+                    )
                 )
             )
     records.sort(key=lambda r: (r.service_id, r.instance_id, order[r.dimension]))
     return records
+
+
+def _record_head(
+    session: Session, ctx: ExportContext, pk: int, plan_id: str
+) -> tuple[str, ...] | None:
+    """The fields before ``dimension``, the same for every hour an instance is on a plan."""
+    head = ctx.heads.get((pk, plan_id))
+    if head is not None:
+        return head
+    instance = ctx.instances.get(pk)
+    if instance is None:  # registered after the run started
+        instance = session.get(Instance, pk)
+        if instance is None:
+            return None
+        ctx.instances[pk] = instance
+    plan = ctx.plans[plan_id]
+    external = instance.external_billing_id
+    if external is None:
+        customer = ctx.customers.get(instance.customer_id)
+        external = customer.external_billing_id if customer is not None else None
+    head = (
+        ctx.provider_id,
+        plan.service_id,
+        ctx.services[plan.service_id],
+        plan_id,
+        plan.name,
+        instance.customer_id,
+        instance.subscription_id,
+        external or "",
+        instance.id,
+        instance.cloud,
+        instance.region,
+    )
+    ctx.heads[(pk, plan_id)] = head
+    return head
 
 
 def content_sha256(records: list[UsageRecord]) -> str:
