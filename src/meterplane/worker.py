@@ -8,6 +8,7 @@ import logging
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -20,7 +21,10 @@ from meterplane.kit.db import transaction
 from meterplane.kit.errors import MeterplaneError
 from meterplane.notifications import worker as notifications
 from meterplane.notifications.smtp import MailTransport, transport_from_settings
-from meterplane.settings import get_settings
+from meterplane.payments import worker as payments_worker
+from meterplane.payments.errors import StripeNotConfigured
+from meterplane.payments.gateway import StripeGateway
+from meterplane.settings import Settings, get_settings
 from meterplane.tenancy.models import Provider
 
 log = logging.getLogger("meterplane.worker")
@@ -34,6 +38,7 @@ class WorkerReport:
     past_due: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     notifications: dict[str, int] = field(default_factory=dict)
+    payments: dict[str, Any] | None = None
 
 
 def run_once(
@@ -55,6 +60,7 @@ def run_once(
             overdue = invoices.mark_past_due(session, provider.id, now=now)
             report.past_due += [invoice.id for invoice in overdue]
     settings = get_settings()
+    report.payments = _collect_payments(factory, settings, now)
     with ExitStack() as stack:
         if http_client is None:
             http_client = stack.enter_context(httpx.Client())
@@ -109,3 +115,14 @@ def _auto_approve(
         except MeterplaneError as exc:
             # Approved by a person (or another worker) in the meantime: nothing to do.
             report.errors.append(f"{invoice_id}: {exc.code}")
+
+
+def _collect_payments(
+    factory: sessionmaker[Session], settings: Settings, now: datetime
+) -> dict[str, Any] | None:
+    """Stripe calls, webhook events, retries and reconciliation; skipped without Stripe keys."""
+    try:
+        gateway = StripeGateway(settings)
+    except StripeNotConfigured:
+        return None
+    return payments_worker.run_due(factory, now=now, gateway=gateway).as_dict()

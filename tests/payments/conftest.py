@@ -15,8 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from meterplane.kit.db import transaction
-from meterplane.payments import service, worker
+from meterplane.payments import worker
 from meterplane.payments.gateway import StripeGateway
 from meterplane.payments.worker import PaymentsReport
 from meterplane.settings import Settings
@@ -139,7 +138,7 @@ def issue_invoice(
     factory: sessionmaker[Session],
     instance: str = "db-1",
 ) -> tuple[str, str]:
-    """October metered, closed and approved; then collection starts as approval will do."""
+    """October metered, closed and approved: approval records the first payment attempt."""
     clock.set(datetime(2026, 9, 30, tzinfo=UTC))
     register_instance(client, tenant, catalogue.subscription_id, instance)
     clock.set(datetime(2026, 11, 3, 9, 0, tzinfo=UTC))
@@ -151,12 +150,6 @@ def issue_invoice(
     ).json()["data"]
     approved = client.post(f"/v1/invoices/{invoice['id']}/approve", headers=tenant.admin)
     assert approved.status_code == 200, approved.text
-    with transaction(factory) as session:
-        from meterplane.invoicing.service import get_invoice
-
-        service.start_collection(
-            session, get_invoice(session, tenant.provider_id, invoice["id"]), now=clock()
-        )
     return invoice["id"], approved.json()["total"]
 
 

@@ -196,7 +196,7 @@ def approve(
     now: datetime,
     reason: str | None = None,
 ) -> Invoice:
-    """Issue a frozen invoice: next gapless number, due date from the payment terms."""
+    """Issue a frozen invoice: next gapless number, due date, email, then collection."""
     invoice = get_invoice(session, provider_id, invoice_id, lock=True)
     transition(session, invoice, InvoiceStatus.issued, actor=actor, now=now, reason=reason)
     provider = session.get_one(Provider, provider_id)
@@ -222,6 +222,10 @@ def approve(
         },
         now=now,
     )
+    # Payments depend on invoicing (they move invoices to paid/failed), hence the late import.
+    from meterplane.payments.service import start_collection
+
+    start_collection(session, invoice, now=now)
     return invoice
 
 

@@ -20,6 +20,7 @@ from meterplane.invoicing.states import OPEN_FOR_PAYMENT, InvoiceStatus
 from meterplane.kit.errors import Conflict, InvalidInput, NotFound
 from meterplane.kit.ids import new_id
 from meterplane.kit.money import minor_units, round_money
+from meterplane.notifications.service import notify
 from meterplane.payments.connect import get_account
 from meterplane.payments.gateway import PaymentIntentInfo
 from meterplane.payments.models import (
@@ -41,7 +42,7 @@ MAX_RETRY_DAYS = 60
 
 @dataclass(frozen=True)
 class Outcome:
-    """What an attempt's outcome did to its invoice; the caller sends the matching email."""
+    """What an attempt's outcome did to its invoice (already announced through the outbox)."""
 
     invoice_id: str
     event: str  # "invoice.paid", "invoice.payment_failed", "invoice.uncollectible"
@@ -297,7 +298,7 @@ def mark_succeeded(
         reason=f"payment {attempt.stripe_payment_intent_id} succeeded",
     )
     invoice.paid_at = now
-    return Outcome(invoice.id, "invoice.paid", attempt.id)
+    return _announce(session, invoice, Outcome(invoice.id, "invoice.paid", attempt.id), now)
 
 
 def mark_failed(
@@ -348,8 +349,14 @@ def mark_failed(
                 now=now,
                 reason=reason,
             )
-        return Outcome(
-            invoice.id, "invoice.payment_failed", attempt.id, reason, attempt.next_retry_at
+        return _announce(
+            session,
+            invoice,
+            Outcome(
+                invoice.id, "invoice.payment_failed", attempt.id, reason, attempt.next_retry_at
+            ),
+            now,
+            subject_id=f"{invoice.id}:{attempt.attempt_number}",
         )
     invoices.transition(
         session,
@@ -359,7 +366,37 @@ def mark_failed(
         now=now,
         reason=f"{reason} (retries exhausted after {failures} attempts)",
     )
-    return Outcome(invoice.id, "invoice.uncollectible", attempt.id, reason)
+    return _announce(
+        session, invoice, Outcome(invoice.id, "invoice.uncollectible", attempt.id, reason), now
+    )
+
+
+def _announce(
+    session: Session,
+    invoice: Invoice,
+    outcome: Outcome,
+    now: datetime,
+    *,
+    subject_id: str | None = None,
+) -> Outcome:
+    """Tell the customer (and the provider's webhooks) in the transaction that decided it."""
+    notify(
+        session,
+        invoice.provider_id,
+        outcome.event,
+        subject_id=subject_id or invoice.id,
+        data={
+            "invoice_id": invoice.id,
+            "number": invoice.number,
+            "total": invoice.total,
+            "currency": invoice.currency,
+            "paid_at": invoice.paid_at,
+            "reason": outcome.reason,
+            "next_retry_at": outcome.next_retry_at,
+        },
+        now=now,
+    )
+    return outcome
 
 
 def due_retries(session: Session, *, now: datetime) -> list[PaymentAttempt]:
