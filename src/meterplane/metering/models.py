@@ -73,3 +73,48 @@ class UsageRejection(Base):
     payload: Mapped[str] = mapped_column(Text)
     instance_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# Custom dimensions (a provider's own, see catalog.models.Dimension) in long format: one row
+# per dimension, written only for the dimensions a sample carries. Same three levels and same
+# rules as the preset tables above; the preset tables are untouched by custom values.
+
+
+class NodeIntervalCustomUsage(Base):
+    __tablename__ = "usage_node_intervals_custom"
+
+    instance_pk: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("instances.pk"), primary_key=True
+    )
+    interval_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    dimension_id: Mapped[int] = mapped_column(ForeignKey("dimensions.id"), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(40))
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class IntervalCustomUsage(Base):
+    __tablename__ = "usage_intervals_custom"
+
+    instance_pk: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("instances.pk"), primary_key=True
+    )
+    interval_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    dimension_id: Mapped[int] = mapped_column(ForeignKey("dimensions.id"), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(40))
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class HourlyCustomUsage(Base):
+    __tablename__ = "usage_hourly_custom"
+    __table_args__ = (Index("ix_usage_hourly_custom_provider_hour", "provider_id", "hour_start"),)
+
+    instance_pk: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("instances.pk"), primary_key=True
+    )
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    dimension_id: Mapped[int] = mapped_column(ForeignKey("dimensions.id"), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(40))
+    value: Mapped[int] = mapped_column(BigInteger)
