@@ -2,10 +2,12 @@
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from functools import lru_cache
+from typing import Any, NotRequired, TypeVar, get_type_hints
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from sqlalchemy import insert, select
@@ -16,8 +18,15 @@ from meterplane.customers.models import Instance
 from meterplane.kit.ids import new_id
 from meterplane.kit.quantity import QUANTITY_SCALE
 from meterplane.metering.codecs import DecodedBatch
+from meterplane.metering.dimensions import SAMPLED_KEYS, custom_dimensions
 from meterplane.metering.models import UsageRejection
-from meterplane.metering.rollup import NodeKey, NodeValues, apply_node_maxima
+from meterplane.metering.rollup import (
+    CustomKey,
+    NodeKey,
+    NodeValues,
+    apply_custom_maxima,
+    apply_node_maxima,
+)
 from meterplane.metering.schemas import (
     Identifier,
     IngestResult,
@@ -71,10 +80,21 @@ def _code_for(error: Any) -> str:
     return _FIELD_ERROR_CODES.get(error["type"], "invalid_value")
 
 
-def _message_for(error: Any) -> str:
+def _message_for(error: Any, custom_keys: Sequence[str]) -> str:
     loc = error["loc"]
     if len(loc) < 2:
         return "each sample must be a JSON object"
+    if error["type"] == "extra_forbidden":
+        known = (
+            f"this provider's custom dimensions are {', '.join(custom_keys)}"
+            if custom_keys
+            else "this provider has no custom dimensions"
+        )
+        return (
+            f"{loc[1]}: not a sample field nor a custom dimension of this provider "
+            f"(samples carry instance_id, node_id, timestamp, {', '.join(SAMPLED_KEYS)}; "
+            f"{known})"
+        )
     return f"{loc[1]}: {error['msg']}"
 
 
@@ -110,8 +130,27 @@ def _check_same_contract() -> None:
 _check_same_contract()
 
 
+# The functional form, with fields known only at run time (mypy wants literal fields).
+_make_typed_dict: Any = TypedDict
+
+
+@lru_cache(maxsize=256)
+def _row_adapter_for(custom_keys: tuple[str, ...]) -> TypeAdapter[list[Any]]:
+    """``SampleRow`` plus the provider's custom dimensions as optional keys, same value rules.
+
+    Built once per distinct set of custom keys; without any, the preset adapter itself.
+    """
+    if not custom_keys:
+        return _row_adapter
+    fields: dict[str, Any] = dict(get_type_hints(SampleRow, include_extras=True))
+    fields.update({key: NotRequired[SampleValue] for key in custom_keys})
+    row_type = _make_typed_dict("CustomSampleRow", fields)
+    row_type.__pydantic_config__ = ConfigDict(extra="forbid")
+    return TypeAdapter(list[row_type])  # type: ignore[valid-type]  # built at run time
+
+
 def _validate(
-    batch: DecodedBatch, adapter: TypeAdapter[list[_Row]]
+    batch: DecodedBatch, adapter: TypeAdapter[list[_Row]], custom_keys: Sequence[str] = ()
 ) -> tuple[list[tuple[int, _Row]], list[RejectedRow]]:
     rows = batch.rows
     try:
@@ -123,7 +162,7 @@ def _validate(
     premade = {row.index: row for row in batch.undecodable}
     rejected = [
         premade.get(index)
-        or RejectedRow(index=index, code=_code_for(error), message=_message_for(error))
+        or RejectedRow(index=index, code=_code_for(error), message=_message_for(error, custom_keys))
         for index, error in sorted(first_error.items())
     ]
     good_indexes = [i for i in range(len(rows)) if i not in first_error]
@@ -146,12 +185,18 @@ def ingest_samples(
 ) -> IngestResult:
     """Accept a batch of samples into hourly usage; rejected rows are stored with their reason."""
     policy = policy or IngestPolicy()
-    valid, rejected = _validate(batch, _row_adapter)
+    connection = session.connection()
+    custom = custom_dimensions(connection, provider_id)
+    custom_keys = tuple(d.key for d in custom)
+    valid, rejected = _validate(batch, _row_adapter_for(custom_keys), custom_keys)
     instances = _lock_instances(session, provider_id, {s["instance_id"] for _, s in valid})
     earliest = now - policy.retention
     latest = now + policy.future_tolerance
 
     node_maxima: dict[NodeKey, NodeValues] = {}
+    # Custom values, only for the dimensions a sample carries (absent: no value, see docs).
+    custom_maxima: dict[CustomKey, int] = {}
+    custom_ids = [(d.key, d.id) for d in custom]
     hour_of: dict[datetime, datetime] = {}
     interval_at: dict[int, datetime] = {}
     scale = QUANTITY_SCALE
@@ -193,13 +238,35 @@ def ingest_samples(
                 max(current[1], memory),
                 max(current[2], storage),
             ]
+        if custom_ids:
+            _merge_custom(custom_maxima, custom_ids, sample, key)
         accepted += 1
 
-    apply_node_maxima(session.connection(), provider_id, node_maxima, hour_of)
+    apply_node_maxima(connection, provider_id, node_maxima, hour_of)
+    apply_custom_maxima(connection, provider_id, custom_maxima, hour_of)
     rejected.sort(key=lambda row: row.index)
     batch_id = new_id("batch")
     _store_rejections(session, provider_id, batch_id, batch.rows, rejected, now=now)
     return IngestResult(batch_id=batch_id, accepted=accepted, rejected=rejected)
+
+
+def _merge_custom(
+    custom_maxima: dict[CustomKey, int],
+    custom_ids: list[tuple[str, int]],
+    sample: Any,
+    node_key: NodeKey,
+) -> None:
+    """Max per node per interval (rule 2) for each custom dimension the sample carries."""
+    pk, node, interval = node_key
+    for key, dimension_id in custom_ids:
+        value = sample.get(key)
+        if value is None:
+            continue
+        scaled = int(value * QUANTITY_SCALE)
+        custom_key = (pk, node, interval, dimension_id)
+        current = custom_maxima.get(custom_key)
+        if current is None or scaled > current:
+            custom_maxima[custom_key] = scaled
 
 
 _REJECTION_MESSAGES = {

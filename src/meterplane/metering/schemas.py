@@ -23,10 +23,24 @@ SampleTimestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text_only)]
 Identifier = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class SampleIn(BaseModel):
-    """One node's allocated resources at one moment."""
+# In the published schema: any other key must be one of the provider's custom dimensions
+# (GET /v1/dimensions), with the same value rules; ingest refuses any other key per row.
+_CUSTOM_VALUES_SCHEMA: dict[str, Any] = {
+    "additionalProperties": {
+        "description": "the value of one of the provider's custom dimensions (optional)",
+        "anyOf": [{"type": "number", "minimum": 0, "maximum": 1_000_000}, {"type": "string"}],
+    }
+}
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class SampleIn(BaseModel):
+    """One node's allocated resources at one moment.
+
+    Extra keys carry values of the provider's own custom dimensions (optional per sample);
+    this model itself checks only the preset fields.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_CUSTOM_VALUES_SCHEMA)
 
     instance_id: Identifier
     node_id: Identifier
