@@ -12,8 +12,13 @@ from meterplane.customers.service import get_customer, get_instance
 from meterplane.kit.errors import InvalidInput
 from meterplane.kit.quantity import from_scaled
 from meterplane.kit.time import add_months, day_floor, hour_floor, month_floor
-from meterplane.metering.dimensions import PRESET_KEYS, UNITS
-from meterplane.metering.models import HourlyUsage
+from meterplane.metering.dimensions import (
+    PRESET_KEYS,
+    UNITS,
+    CustomDimension,
+    custom_dimensions,
+)
+from meterplane.metering.models import HourlyCustomUsage, HourlyUsage
 from meterplane.metering.schemas import Granularity, UsageBucket, UsageReport
 
 MAX_HOURLY_BUCKETS = 24 * 400
@@ -51,9 +56,11 @@ def usage_report(
             f"hourly granularity is limited to {MAX_HOURLY_BUCKETS} hours; use day or month",
             code="range_too_large",
         )
-    if dimension is not None and dimension not in PRESET_KEYS:
+    custom = custom_dimensions(session.connection(), provider_id)
+    units = {**UNITS, **{d.key: d.unit for d in custom}}
+    if dimension is not None and dimension not in units:
         raise InvalidInput(f"unknown dimension '{dimension}'", code="unknown_dimension")
-    dimensions = (dimension,) if dimension else PRESET_KEYS
+    dimensions = (dimension,) if dimension else tuple(units)
 
     scope: Any
     if customer_id is not None:
@@ -63,7 +70,9 @@ def usage_report(
         assert instance_id is not None
         scope = Instance.pk == get_instance(session, provider_id, instance_id).pk
 
-    hourly = hourly_totals(session, provider_id, scope, start=start, end=end, keys=dimensions)
+    hourly = hourly_totals(
+        session, provider_id, scope, start=start, end=end, keys=dimensions, custom=custom
+    )
     buckets = _bucket(hourly, start, end, granularity, dimensions)
     totals = {key: from_scaled(sum(b[key] for _, _, b in buckets)) for key in dimensions}
     return UsageReport(
@@ -72,7 +81,7 @@ def usage_report(
         start=start,
         end=end,
         granularity=granularity,
-        units={key: f"{UNITS[key]}-hours" for key in dimensions},
+        units={key: f"{units[key]}-hours" for key in dimensions},
         data=[
             UsageBucket(
                 start=b_start,
@@ -93,23 +102,53 @@ def hourly_totals(
     start: datetime,
     end: datetime,
     keys: Sequence[str] = PRESET_KEYS,
+    custom: Sequence[CustomDimension] = (),
 ) -> list[tuple[datetime, dict[str, int]]]:
-    """Scaled unit-hours per hour, summed over the instances the filter selects."""
-    columns = [func.sum(getattr(HourlyUsage, key)).label(key) for key in keys]
-    rows = session.execute(
-        select(HourlyUsage.hour_start, *columns)
-        .join(Instance, Instance.pk == HourlyUsage.instance_pk)
-        .where(
-            Instance.provider_id == provider_id,
-            HourlyUsage.provider_id == provider_id,
-            instance_filter,
-            HourlyUsage.hour_start >= start,
-            HourlyUsage.hour_start < end,
+    """Scaled unit-hours per hour, summed over the instances the filter selects.
+
+    ``keys`` may name preset and custom dimensions; ``custom`` describes the latter. A custom
+    dimension without a value in an hour counts 0 there, as a preset column of an hour would.
+    """
+    preset = [key for key in keys if key in UNITS]
+    wanted = {d.id: d.key for d in custom if d.key in keys}
+    per_hour: dict[datetime, dict[str, int]] = {}
+    if preset:
+        columns = [func.sum(getattr(HourlyUsage, key)).label(key) for key in preset]
+        rows = session.execute(
+            select(HourlyUsage.hour_start, *columns)
+            .join(Instance, Instance.pk == HourlyUsage.instance_pk)
+            .where(
+                Instance.provider_id == provider_id,
+                HourlyUsage.provider_id == provider_id,
+                instance_filter,
+                HourlyUsage.hour_start >= start,
+                HourlyUsage.hour_start < end,
+            )
+            .group_by(HourlyUsage.hour_start)
         )
-        .group_by(HourlyUsage.hour_start)
-        .order_by(HourlyUsage.hour_start)
-    )
-    return [(row.hour_start, {key: int(getattr(row, key)) for key in keys}) for row in rows]
+        for row in rows:
+            held = per_hour.setdefault(row.hour_start, dict.fromkeys(keys, 0))
+            for key in preset:
+                held[key] = int(getattr(row, key))
+    if wanted:
+        c = HourlyCustomUsage
+        rows = session.execute(
+            select(c.hour_start, c.dimension_id, func.sum(c.value).label("value"))
+            .join(Instance, Instance.pk == c.instance_pk)
+            .where(
+                Instance.provider_id == provider_id,
+                c.provider_id == provider_id,
+                c.dimension_id.in_(list(wanted)),
+                instance_filter,
+                c.hour_start >= start,
+                c.hour_start < end,
+            )
+            .group_by(c.hour_start, c.dimension_id)
+        )
+        for row in rows:
+            held = per_hour.setdefault(row.hour_start, dict.fromkeys(keys, 0))
+            held[wanted[row.dimension_id]] = int(row.value)
+    return sorted(per_hour.items())
 
 
 def _bucket(
