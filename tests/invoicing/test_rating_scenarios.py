@@ -2,6 +2,7 @@
 
 Price versions (for all or only new subscriptions), negotiated overrides with windows, and
 mid-month plan changes, all on one customer; the model below knows nothing of segments.
+``gpu_count`` is the provider's custom dimension, present in some samples only.
 """
 
 from collections import defaultdict
@@ -18,7 +19,7 @@ from tests.conftest import Clock, Tenant
 NOW = datetime(2026, 10, 20, 12, 30, tzinfo=UTC)
 MONTH = datetime(2026, 10, 1, tzinfo=UTC)
 HOURS = int((NOW - MONTH) / timedelta(hours=1)) + 1  # the hour in progress counts
-DIMS = ("cpu_cores", "memory_gib", "storage_gib")
+DIMS = ("cpu_cores", "memory_gib", "storage_gib", "gpu_count")
 
 hour_index = st.integers(0, HOURS - 1)
 price = st.decimals(min_value=0, max_value=Decimal("0.5"), places=4)
@@ -40,7 +41,13 @@ override = st.fixed_dictionaries(
     }
 )
 usage = st.lists(
-    st.tuples(st.integers(0, 2), hour_index, st.integers(0, 16), st.integers(0, 64)),
+    st.tuples(
+        st.integers(0, 2),
+        hour_index,
+        st.integers(0, 16),
+        st.integers(0, 64),
+        st.one_of(st.none(), st.integers(0, 8)),
+    ),
     min_size=1,
     max_size=40,
 )
@@ -72,7 +79,7 @@ def test_upcoming_invoice_matches_brute_force(
     versions: list[dict[str, Any]],
     overrides: list[dict[str, Any]],
     change_hour: int | None,
-    rows: list[tuple[int, ...]],
+    rows: list[tuple[Any, ...]],
 ) -> None:
     tenant: Tenant = make_tenant("Scenario Co")
     h = tenant.admin
@@ -83,6 +90,7 @@ def test_upcoming_invoice_matches_brute_force(
         return response.json()
 
     clock.set(datetime(2026, 9, 1, tzinfo=UTC))
+    post("/v1/dimensions", {"key": "gpu_count", "unit": "GPU"})
     service = post("/v1/services", {"name": "db"})
     base = {
         "basic": {"cpu_cores": Decimal("0.04"), "memory_gib": Decimal("0.005")},
@@ -90,6 +98,7 @@ def test_upcoming_invoice_matches_brute_force(
             "cpu_cores": Decimal("0.06"),
             "memory_gib": Decimal("0.004"),
             "storage_gib": Decimal("0.0003"),
+            "gpu_count": Decimal("0.35"),
         },
     }
     plans = {
@@ -149,23 +158,22 @@ def test_upcoming_invoice_matches_brute_force(
         )
         assert response.status_code == 200, response.text
 
-    hourly: dict[tuple[int, int], tuple[int, int]] = {}
+    hourly: dict[tuple[int, int], tuple[int, int, int]] = {}
     samples = []
-    for instance, hour, cpu, mem in rows:
-        hourly[(instance, hour)] = (
-            max(cpu, hourly.get((instance, hour), (0, 0))[0]),
-            max(mem, hourly.get((instance, hour), (0, 0))[1]),
-        )
-        samples.append(
-            {
-                "instance_id": f"i{instance}",
-                "node_id": "n",
-                "timestamp": (_h(hour) + timedelta(minutes=7)).isoformat(),
-                "cpu_cores": cpu,
-                "memory_gib": mem,
-                "storage_gib": 10,
-            }
-        )
+    for instance, hour, cpu, mem, gpu in rows:
+        held = hourly.get((instance, hour), (0, 0, 0))
+        hourly[(instance, hour)] = (max(cpu, held[0]), max(mem, held[1]), max(gpu or 0, held[2]))
+        sample: dict[str, Any] = {
+            "instance_id": f"i{instance}",
+            "node_id": "n",
+            "timestamp": (_h(hour) + timedelta(minutes=7)).isoformat(),
+            "cpu_cores": cpu,
+            "memory_gib": mem,
+            "storage_gib": 10,
+        }
+        if gpu is not None:
+            sample["gpu_count"] = gpu
+        samples.append(sample)
     result = client.post("/v1/usage/samples", json={"samples": samples}, headers=tenant.ingest)
     assert result.json()["rejected"] == []
 
@@ -193,8 +201,9 @@ def test_upcoming_invoice_matches_brute_force(
         return found[1] if found else None
 
     quantities: dict[tuple[str, str, Decimal], Decimal] = defaultdict(Decimal)
-    for (instance, hour), (cpu, mem) in hourly.items():
-        for dim, qty in (("cpu_cores", cpu), ("memory_gib", mem), ("storage_gib", 10)):
+    for (instance, hour), (cpu, mem, gpu) in hourly.items():
+        per_dim = (("cpu_cores", cpu), ("memory_gib", mem), ("storage_gib", 10), ("gpu_count", gpu))
+        for dim, qty in per_dim:
             unit_price = price_of(instance, hour, dim)
             if unit_price is not None and qty:
                 quantities[(plans[plan_of(instance, hour)], dim, unit_price)] += qty

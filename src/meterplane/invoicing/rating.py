@@ -26,8 +26,8 @@ from meterplane.customers.models import (
 from meterplane.kit.db import UTCDateTime
 from meterplane.kit.money import round_money
 from meterplane.kit.quantity import from_scaled
-from meterplane.metering.dimensions import PRESET_KEYS, UNITS
-from meterplane.metering.models import HourlyUsage
+from meterplane.metering.dimensions import PRESET_KEYS, UNITS, CustomDimension, custom_dimensions
+from meterplane.metering.models import HourlyCustomUsage, HourlyUsage
 
 _scratch = MetaData()
 rating_segments = Table(
@@ -209,8 +209,10 @@ def rate_customers(
                 segments.append(
                     _Segment(instance, a, b, plan_id, book.prices_at(plan_id, subscription, a))
                 )
-    usage = _usage_per_segment(session.connection(), segments)
-    _fill(ratings, segments, usage, plans)
+    connection = session.connection()
+    custom = custom_dimensions(connection, provider_id)
+    usage = _usage_per_segment(connection, segments, provider_id, custom)
+    _fill(ratings, segments, usage, plans, {**UNITS, **{d.key: d.unit for d in custom}})
     return ratings
 
 
@@ -233,7 +235,13 @@ def _plan_spans(
     return spans
 
 
-def _usage_per_segment(connection: Connection, segments: list[_Segment]) -> dict[int, list[int]]:
+def _usage_per_segment(
+    connection: Connection,
+    segments: list[_Segment],
+    provider_id: str,
+    custom: Sequence[CustomDimension],
+) -> dict[int, dict[str, int]]:
+    """Scaled unit-hours per segment and dimension key, preset and custom alike."""
     if not segments:
         return {}
     rating_segments.create(connection, checkfirst=True)
@@ -246,6 +254,7 @@ def _usage_per_segment(connection: Connection, segments: list[_Segment]) -> dict
         ],
     )
     h = HourlyUsage.__table__.c
+    seg = rating_segments.c
     rows = connection.execute(
         select(
             rating_segments.c.seg_id,
@@ -261,7 +270,26 @@ def _usage_per_segment(connection: Connection, segments: list[_Segment]) -> dict
         )
         .group_by(rating_segments.c.seg_id)
     )
-    result = {row.seg_id: [int(getattr(row, key)) for key in PRESET_KEYS] for row in rows}
+    result = {row.seg_id: {key: int(getattr(row, key)) for key in PRESET_KEYS} for row in rows}
+    if custom:
+        key_of = {d.id: d.key for d in custom}
+        c = HourlyCustomUsage.__table__.c
+        for row in connection.execute(
+            select(seg.seg_id, c.dimension_id, func.sum(c.value).label("value"))
+            .select_from(
+                rating_segments.join(
+                    HourlyCustomUsage.__table__,
+                    (c.instance_pk == seg.instance_pk)
+                    & (c.hour_start >= seg.seg_start)
+                    & (c.hour_start < seg.seg_end),
+                )
+            )
+            .where(c.provider_id == provider_id)
+            .group_by(seg.seg_id, c.dimension_id)
+        ):
+            key = key_of.get(row.dimension_id)
+            if key is not None:
+                result.setdefault(row.seg_id, {})[key] = int(row.value)
     connection.execute(rating_segments.delete())
     return result
 
@@ -269,9 +297,11 @@ def _usage_per_segment(connection: Connection, segments: list[_Segment]) -> dict
 def _fill(
     ratings: dict[str, Rating],
     segments: list[_Segment],
-    usage: dict[int, list[int]],
+    usage: dict[int, dict[str, int]],
     plans: dict[str, Plan],
+    units: dict[str, str],
 ) -> None:
+    """Lines per plan × dimension × price; ``units`` lists every dimension in display order."""
     per_line: dict[tuple[str, str, str, Decimal], int] = defaultdict(int)
     per_instance: dict[tuple[str, int, str, str, Decimal], int] = defaultdict(int)
     instances: dict[int, Instance] = {}
@@ -281,13 +311,13 @@ def _fill(
             continue
         customer_id = segment.instance.customer_id
         instances[segment.instance.pk] = segment.instance
-        for key, scaled in zip(PRESET_KEYS, quantities, strict=True):
+        for key, scaled in quantities.items():
             price = segment.prices.get(key)
             if price is None or scaled == 0:
                 continue  # a plan without a price for a dimension does not bill it
             per_line[(customer_id, segment.plan_id, key, price)] += scaled
             per_instance[(customer_id, segment.instance.pk, segment.plan_id, key, price)] += scaled
-    order = {key: i for i, key in enumerate(PRESET_KEYS)}
+    order = {key: i for i, key in enumerate(units)}
     for (customer_id, plan_id, key, price), scaled in sorted(
         per_line.items(),
         key=lambda item: (plans[item[0][1]].name, order[item[0][2]], item[0][3]),
@@ -301,7 +331,7 @@ def _fill(
                 plan_id=plan_id,
                 plan_name=plans[plan_id].name,
                 dimension=key,
-                unit=UNITS[key],
+                unit=units[key],
                 quantity=quantity,
                 unit_price=price,
                 amount=round_money(quantity * price, currency),
