@@ -14,6 +14,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from meterplane.export import worker as export_worker
 from meterplane.invoicing import close as closing
 from meterplane.invoicing import service as invoices
 from meterplane.invoicing.periods import period_bounds, previous_period
@@ -39,6 +40,7 @@ class WorkerReport:
     errors: list[str] = field(default_factory=list)
     notifications: dict[str, int] = field(default_factory=dict)
     payments: dict[str, Any] | None = None
+    export: dict[str, Any] = field(default_factory=dict)
 
 
 def run_once(
@@ -61,6 +63,13 @@ def run_once(
             report.past_due += [invoice.id for invoice in overdue]
     settings = get_settings()
     report.payments = _collect_payments(factory, settings, now)
+    exported = export_worker.run_due(factory, now=now, settings=settings)
+    report.export = {
+        "hours_exported": exported.hours_exported,
+        "revisions": exported.revisions,
+        "records": exported.records,
+        "errors": exported.errors,
+    }
     with ExitStack() as stack:
         if http_client is None:
             http_client = stack.enter_context(httpx.Client())
