@@ -1,8 +1,9 @@
 """``make bench``: ingest throughput on both databases, then month totals, then a summary.
 
-By default the month benchmark runs on 1,000 instances over 7 days (about 4M samples) so
-that everything finishes in about ten minutes on two cores; ``--full`` runs the full month
-(about 17M samples; loading takes a while).
+By default the month, close and export benchmarks use 7 days of usage (the month benchmark:
+1,000 instances, about 4M samples; the close: 1,000 and 5,000 customers) so that everything
+finishes in about fifteen minutes on two cores; ``--full`` runs the whole month (about 17M
+samples; close of 10,000 customers too).
 
     .venv/bin/python bench/run_all.py
     .venv/bin/python bench/run_all.py --full
@@ -14,6 +15,8 @@ import argparse
 import sys
 import time
 
+import close_bench
+import export_bench
 import ingest_bench
 import month_bench
 from benchlib import print_table
@@ -32,6 +35,9 @@ def main(argv: list[str]) -> None:
         month_bench.main(["--db", db, "--instances", "1000", "--days", days])
         for db in ("sqlite", "postgresql")
     ]
+    close_sizes = "1000,5000,10000" if args.full else "1000,5000"
+    closes = close_bench.main(["--sizes", close_sizes, "--days", days, "--pdf-sample", "50"])
+    exported = export_bench.main(["--instances", "1000", "--days", days])
 
     print()
     print(f"Summary ({time.perf_counter() - started:.0f} s)")
@@ -63,6 +69,27 @@ def main(argv: list[str]) -> None:
                 "",
             ]
         )
+    base_per_invoice = (closes[0]["close"] + closes[0]["approve"]) / closes[0]["customers"]
+    for close in closes:
+        per_invoice = (close["close"] + close["approve"]) / close["customers"]
+        rows.append(
+            [
+                f"close + approve {int(close['customers']):,} customers (PostgreSQL)",
+                f"{close['close'] + close['approve']:.1f} s, "
+                f"{close['customers'] / (close['close'] + close['approve']):,.0f} invoices/s",
+                f"{per_invoice / base_per_invoice:.2f}x the smallest size per invoice; "
+                f"PDF {close['pdf_per_invoice'] * 1000:.0f} ms each",
+                "linear growth",
+            ]
+        )
+    rows.append(
+        [
+            f"export a month, 1,000 instances ({days} days, CSV, local dir)",
+            f"{exported['rate']:,.0f} records/s",
+            f"{exported['records']:,.0f} records in {exported['seconds']:.1f} s",
+            "",
+        ]
+    )
     print_table(["measure", "value", "compared", "goal"], rows)
 
 
