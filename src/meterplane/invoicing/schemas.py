@@ -40,28 +40,9 @@ class UpcomingInvoiceOut(BaseModel):
     subtotal: DecimalText
 
 
-class InvoiceLineOut(BaseModel):
-    kind: str
+class InvoiceLineOut(LineOut):
+    kind: str  # "usage", or "adjustment" for late usage of an earlier period
     usage_period: str
-    plan_id: str
-    plan_name: str
-    dimension: str
-    unit: str
-    quantity: DecimalText
-    unit_price: DecimalText
-    amount: DecimalText
-
-
-class InvoiceInstanceOut(BaseModel):
-    instance_id: str
-    external_billing_id: str | None
-    cloud: str
-    region: str
-    plan_id: str
-    dimension: str
-    quantity: DecimalText
-    unit_price: DecimalText
-    amount: DecimalText
 
 
 class InvoiceOut(BaseModel):
@@ -84,7 +65,7 @@ class InvoiceOut(BaseModel):
     voided_at: datetime | None
     computed_at: datetime
     lines: list[InvoiceLineOut]
-    instances: list[InvoiceInstanceOut]
+    instances: list[InstanceLineOut]
 
 
 class CloseIn(BaseModel):

@@ -12,7 +12,7 @@ from meterplane.invoicing.schemas import (
     BillingSettingsOut,
     BulkApproveIn,
     CloseIn,
-    InvoiceInstanceOut,
+    InstanceLineOut,
     InvoiceLineOut,
     InvoiceOut,
     ReasonIn,
@@ -48,7 +48,7 @@ def invoice_out(invoice: Invoice) -> InvoiceOut:
         computed_at=invoice.computed_at,
         lines=[InvoiceLineOut.model_validate(line, from_attributes=True) for line in invoice.lines],
         instances=[
-            InvoiceInstanceOut.model_validate(line, from_attributes=True)
+            InstanceLineOut.model_validate(line, from_attributes=True)
             for line in invoice.instance_lines
         ],
     )
