@@ -9,7 +9,9 @@ from meterplane.kit.db import Base
 from meterplane.metering import models as metering_models
 from meterplane.notifications import models as notification_models
 from meterplane.payments import models as payment_models
+from meterplane.portal import models as portal_models
 from meterplane.tenancy import models as tenancy_models
+from meterplane.users import models as user_models
 
 __all__ = [
     "Base",
@@ -21,5 +23,7 @@ __all__ = [
     "metering_models",
     "notification_models",
     "payment_models",
+    "portal_models",
     "tenancy_models",
+    "user_models",
 ]

@@ -20,6 +20,7 @@ from meterplane.api.routes import (
 from meterplane.api.routes import export as export_routes
 from meterplane.api.routes import payments as payment_routes
 from meterplane.kit.db import create_db_engine, make_session_factory
+from meterplane.portal import api as portal_api
 from meterplane.settings import Settings, get_settings
 
 
@@ -45,6 +46,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(export_routes.router)
     app.include_router(payment_routes.router)
+    app.include_router(portal_api.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -31,6 +31,7 @@ TEMPLATES = {
     "invoice.past_due": "invoice_past_due",
     "drafts.ready_for_review": "drafts_ready_for_review",
     "drafts.auto_approve_soon": "drafts_auto_approve_soon",
+    "portal.magic_link": "portal_magic_link",
 }
 
 

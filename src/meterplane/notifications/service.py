@@ -31,6 +31,8 @@ class Route:
     customer_email: bool = False
     provider_email: bool = False
     webhook: bool = False
+    # An email to the address in ``data["email"]`` (a portal magic link), not to the invoice's.
+    data_email: bool = False
 
 
 EVENTS: dict[str, Route] = {
@@ -43,6 +45,7 @@ EVENTS: dict[str, Route] = {
     "invoice.uncollectible": Route(customer_email=True),
     "invoice.past_due": Route(customer_email=True),
     "usage.rejected": Route(webhook=True),
+    "portal.magic_link": Route(data_email=True),
 }
 
 
@@ -151,6 +154,13 @@ def notify(
                 {"data": payload_data, "invoice_id": invoice.id, "locale": customer.locale},
                 customer_id=customer.id,
             )
+    if route.data_email:
+        add(
+            Channel.email,
+            str(data["email"]),
+            {"data": payload_data, "locale": str(data.get("locale") or "en_US")},
+            customer_id=data.get("customer_id"),
+        )
     if route.provider_email:
         provider = session.get_one(Provider, provider_id)
         if provider.support_email:
