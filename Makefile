@@ -8,12 +8,17 @@ DEMO_DB ?= var/demo.db
 
 .PHONY: setup test lint demo bench serve clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed node_modules/.package-lock.json
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Browser libraries of the console and portal (htmx, Chart.js), served from node_modules.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
 	touch $@
 
 lint: setup
@@ -35,4 +40,4 @@ serve: setup
 	$(VENV)/bin/meterplane serve --host $(HOST) --port $(PORT)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

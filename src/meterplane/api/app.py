@@ -22,6 +22,7 @@ from meterplane.api.routes import payments as payment_routes
 from meterplane.kit.db import create_db_engine, make_session_factory
 from meterplane.portal import api as portal_api
 from meterplane.settings import Settings, get_settings
+from meterplane.web.app import install_web
 
 
 def create_app(
@@ -47,6 +48,8 @@ def create_app(
     app.include_router(export_routes.router)
     app.include_router(payment_routes.router)
     app.include_router(portal_api.router)
+
+    install_web(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

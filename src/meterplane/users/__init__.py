@@ -1,0 +1,1 @@
+"""Provider users: console logins with a role (owner, billing, viewer)."""
