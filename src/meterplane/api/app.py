@@ -21,6 +21,7 @@ from meterplane.api.routes import export as export_routes
 from meterplane.api.routes import payments as payment_routes
 from meterplane.kit.db import create_db_engine, make_session_factory
 from meterplane.portal import api as portal_api
+from meterplane.portal import pages as portal_pages
 from meterplane.settings import Settings, get_settings
 from meterplane.web.app import install_web
 
@@ -48,6 +49,8 @@ def create_app(
     app.include_router(export_routes.router)
     app.include_router(payment_routes.router)
     app.include_router(portal_api.router)
+    app.include_router(portal_pages.assets)
+    app.include_router(portal_pages.router)
 
     install_web(app)
 
