@@ -18,6 +18,7 @@ from meterplane.cli import (
 )
 from meterplane.cli import export as export_cli
 from meterplane.cli import payments as payments_cli
+from meterplane.users import cli as users_cli
 
 app = typer.Typer(
     name="meterplane",
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(provider.app, name="provider")
+provider.app.add_typer(users_cli.app, name="user")
 app.add_typer(usage.app, name="usage")
 app.add_typer(plans.app, name="plans")
 app.add_typer(audit.app, name="audit")

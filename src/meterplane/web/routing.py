@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -26,6 +27,7 @@ from meterplane.web.templating import templates
 log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 DEFAULT_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
@@ -69,6 +71,10 @@ class WebRoute(APIRoute):
             request.state.web_route = route
             try:
                 if request.method not in SAFE_METHODS:
+                    content_type = request.headers.get("content-type", "")
+                    if content_type.startswith(FORM_TYPES):
+                        # Parsed here, so sync handlers can read it: ``form_of(request)``.
+                        request.state.form = await request.form()
                     await check_csrf(request)
                 response = await handler(request)
             except Redirect as redirect:
@@ -150,6 +156,12 @@ def error_page(request: Request, status_code: int, message: str) -> HTMLResponse
         },
         status_code=status_code,
     )
+
+
+def form_of(request: Request) -> FormData:
+    """The submitted form of a POST (parsed before the handler; empty for other bodies)."""
+    form: FormData = getattr(request.state, "form", None) or FormData()
+    return form
 
 
 def static_url(path: str) -> str:
