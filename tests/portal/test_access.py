@@ -179,3 +179,29 @@ def test_magic_link_is_emailed_once_per_request_to_known_addresses_only(
         assert url in text and url in html and "expires in 60 minutes" in text
     finally:
         smtp.stop()
+
+
+def test_drafts_and_invoices_awaiting_review_stay_hidden(
+    client: TestClient, tenant: Tenant, catalogue: Catalogue, clock: Clock
+) -> None:
+    from datetime import UTC, datetime
+
+    from tests.conftest import register_instance
+    from tests.invoicing.helpers import OCT, close, hourly_samples, ingest, invoices
+
+    clock.set(datetime(2026, 9, 30, tzinfo=UTC))
+    register_instance(client, tenant, catalogue.subscription_id, "db-1")
+    clock.set(datetime(2026, 11, 3, 9, 0, tzinfo=UTC))
+    ingest(client, tenant, hourly_samples("db-1", OCT, 24))
+    close(client, tenant)
+    [draft] = invoices(client, tenant)
+    assert draft["status"] in ("draft", "pending_approval")
+    url = mint(client, tenant, catalogue.customer_id)["url"]
+    entered = client.get(url.removeprefix("http://127.0.0.1:8000"), follow_redirects=False)
+    assert entered.status_code == 303
+    root = f"/portal/{tenant.provider_id}"
+    assert client.get(f"{root}/invoices/{draft['id']}").status_code == 404
+    assert client.get(f"{root}/invoices/{draft['id']}/pdf").status_code == 404
+    listing = client.get(f"{root}/invoices")
+    assert listing.status_code == 200 and draft["id"] not in listing.text
+    assert "No invoices yet" in listing.text

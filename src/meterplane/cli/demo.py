@@ -19,9 +19,11 @@ from meterplane.demo.seed import (
     storage_at,
 )
 from meterplane.kit import migrate
-from meterplane.kit.db import create_db_engine, make_session_factory
+from meterplane.kit.db import create_db_engine, make_session_factory, transaction
 from meterplane.kit.time import INTERVAL_SECONDS, day_floor, floor_to, utc_now
 from meterplane.metering.ingest import IngestPolicy
+from meterplane.portal.models import TokenKind
+from meterplane.portal.service import link_url, mint_token
 from meterplane.settings import get_settings
 
 console = Console(stderr=True)
@@ -91,9 +93,19 @@ def demo(
             policy=IngestPolicy.from_settings(settings),
             on_batch=lambda count: progress.advance(task, count),
         )
+    base_url = f"http://{host}:{port}"
+    portal_customer = CUSTOMERS[0].name
+    with transaction(make_session_factory(engine)) as session:
+        minted = mint_token(
+            session,
+            result.provider_id,
+            result.customer_ids[portal_customer],
+            kind=TokenKind.link,
+            now=now,
+        )
+        portal_link = link_url(base_url, minted.row, minted.token)
     engine.dispose()
 
-    base_url = f"http://{host}:{port}"
     state = "created" if result.created else "found (topped up with the usage since the last run)"
     clouds = ", ".join(sorted({spec.cloud for spec in INSTANCES}))
     lines = [
@@ -112,6 +124,8 @@ def demo(
         f"  provider id  {result.provider_id}",
         f"  admin key    {result.admin_key}",
         "               (minted for this run; demo keys of earlier runs are revoked)",
+        f"  portal       {portal_link}",
+        f"               ({portal_customer}'s billing portal; the link works once, for an hour)",
         "",
         "Try it:",
         "",
