@@ -239,6 +239,8 @@ def test_custom_dimensions_can_be_added_and_priced(
     }
     again = _post(client, tenant, "/v1/dimensions", {"key": "gpu_count", "unit": "GPU"})
     assert again.json()["error"]["code"] == "dimension_exists"
+    reserved = _post(client, tenant, "/v1/dimensions", {"key": "timestamp", "unit": "x"})
+    assert reserved.json()["error"]["code"] == "reserved_dimension_key"
     preset = _post(client, tenant, "/v1/dimensions", {"key": "cpu_cores", "unit": "x"})
     assert preset.json()["error"]["code"] == "dimension_exists"
     keys = [d["key"] for d in client.get("/v1/dimensions", headers=tenant.admin).json()["data"]]

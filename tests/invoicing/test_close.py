@@ -304,3 +304,42 @@ def test_fifty_concurrent_approvals_take_fifty_consecutive_numbers(
     for thread in threads:
         thread.join()
     assert sorted(numbers) == [f"INV-2026-{n:06d}" for n in range(1, 51)]
+
+
+def test_late_usage_of_a_custom_dimension_is_adjusted_too(
+    client: TestClient, tenant: Tenant, catalogue: Catalogue, clock: Clock
+) -> None:
+    clock.set(datetime(2026, 9, 30, tzinfo=UTC))
+    client.post("/v1/dimensions", json={"key": "gpu_count", "unit": "GPU"}, headers=tenant.admin)
+    plan = client.post(
+        "/v1/plans",
+        json={
+            "service_id": catalogue.service_id,
+            "name": "GPU",
+            "currency": "USD",
+            "prices": {"gpu_count": "1.5"},
+        },
+        headers=tenant.admin,
+    ).json()
+    subscription = client.post(
+        "/v1/subscriptions",
+        json={"customer_id": catalogue.customer_id, "plan_id": plan["id"]},
+        headers=tenant.admin,
+    ).json()
+    register_instance(client, tenant, subscription["id"], "gpu-1")
+    clock.set(AFTER_OCT)
+    rows = hourly_samples("gpu-1", OCT, 2)
+    ingest(client, tenant, [{**row, "gpu_count": 2} for row in rows])
+    close(client, tenant)
+    [october] = invoices(client, tenant, period="2026-10")
+    client.post(f"/v1/invoices/{october['id']}/approve", headers=tenant.admin)
+    # A late sample of the same node for October's first hour: only gpu_count grows.
+    late = hourly_samples("gpu-1", OCT, 1)
+    clock.set(datetime(2026, 12, 2, tzinfo=UTC))
+    ingest(client, tenant, [{**row, "gpu_count": 3} for row in late])
+    close(client, tenant, "2026-11")
+    [november] = invoices(client, tenant, period="2026-11")
+    assert [
+        (line["kind"], line["usage_period"], line["dimension"], line["quantity"], line["amount"])
+        for line in november["lines"]
+    ] == [("adjustment", "2026-10", "gpu_count", "1", "1.5")]

@@ -21,6 +21,8 @@ from meterplane.kit.money import validate_currency
 # A plan's first prices are in force from the start of time.
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 KNOWN_INTEGRATIONS = frozenset({"meterplaneMetering"})
+# Fields every sample has; a custom dimension with such a key could never be reported.
+RESERVED_SAMPLE_KEYS = frozenset({"instance_id", "node_id", "timestamp"})
 UNSET: Any = object()
 
 
@@ -148,6 +150,10 @@ def create_dimension(
     now: datetime,
 ) -> Dimension:
     """Add a custom dimension that samples may carry and plans may price."""
+    if key in RESERVED_SAMPLE_KEYS:
+        raise InvalidInput(
+            f"'{key}' names a sample field and cannot be a dimension", code="reserved_dimension_key"
+        )
     if key in known_dimension_keys(session, provider_id):
         raise Conflict(f"dimension '{key}' already exists", code="dimension_exists")
     dimension = Dimension(

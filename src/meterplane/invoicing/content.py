@@ -13,15 +13,15 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from meterplane.catalog.models import Dimension
 from meterplane.customers.models import Customer, Instance
 from meterplane.invoicing.models import BillingPeriod, Invoice, InvoiceLine, TaxRate
 from meterplane.invoicing.rating import InstanceLine, RatedLine, rate_customers
 from meterplane.invoicing.states import InvoiceStatus
 from meterplane.kit.money import round_money
-from meterplane.kit.quantity import from_scaled
 from meterplane.kit.time import add_months
 from meterplane.metering.dimensions import PRESET_KEYS
-from meterplane.metering.models import HourlyUsage
+from meterplane.metering.models import HourlyCustomUsage, HourlyUsage
 
 # Samples older than the retention window are refused, so older periods cannot change.
 ADJUSTMENT_LOOKBACK_MONTHS = 4
@@ -60,12 +60,16 @@ class Content:
         return self.subtotal + self.tax_amount
 
 
+UsageTotals = dict[str, int]
+
+
 def customers_with_usage(
     session: Session, provider_id: str, start: datetime, end: datetime
-) -> dict[str, list[int]]:
-    """Per customer, total scaled usage per preset dimension on [start, end)."""
+) -> dict[str, UsageTotals]:
+    """Per customer, total scaled usage per dimension (presets and custom) on [start, end)."""
     h = HourlyUsage
-    rows = session.execute(
+    totals: dict[str, UsageTotals] = {}
+    for row in session.execute(
         select(Instance.customer_id, *(func.sum(getattr(h, k)) for k in PRESET_KEYS))
         .join(Instance, Instance.pk == h.instance_pk)
         .where(
@@ -75,8 +79,24 @@ def customers_with_usage(
             h.hour_start < end,
         )
         .group_by(Instance.customer_id)
-    )
-    return {row[0]: [int(v) for v in row[1:]] for row in rows}
+    ):
+        totals[row[0]] = {k: int(v) for k, v in zip(PRESET_KEYS, row[1:], strict=True) if v}
+    c = HourlyCustomUsage
+    for customer_id, key, value in session.execute(
+        select(Instance.customer_id, Dimension.key, func.sum(c.value))
+        .join(Instance, Instance.pk == c.instance_pk)
+        .join(Dimension, Dimension.id == c.dimension_id)
+        .where(
+            c.provider_id == provider_id,
+            Instance.provider_id == provider_id,
+            c.hour_start >= start,
+            c.hour_start < end,
+        )
+        .group_by(Instance.customer_id, Dimension.key)
+    ):
+        if value:
+            totals.setdefault(customer_id, {})[key] = int(value)
+    return totals
 
 
 def build_contents(
@@ -124,15 +144,14 @@ def adjustment_candidates(
     result: dict[str, set[str]] = {}
     for billing_period in closed:
         usage = customers_with_usage(session, provider_id, billing_period.start, billing_period.end)
-        seen: dict[str, list[int]] = defaultdict(lambda: [0] * len(PRESET_KEYS))
+        seen: dict[str, UsageTotals] = {}
         for invoice in session.scalars(
             select(Invoice).where(
                 Invoice.provider_id == provider_id, Invoice.period == billing_period.period
             )
         ):
-            snapshot = invoice.usage_snapshot or {}
-            seen[invoice.customer_id] = [int(snapshot.get(k, 0)) for k in PRESET_KEYS]
-        changed = {cid for cid, totals in usage.items() if totals != seen.get(cid, [0] * 4)}
+            seen[invoice.customer_id] = snapshot(invoice.usage_snapshot)
+        changed = {cid for cid, totals in usage.items() if totals != seen.get(cid, {})}
         if changed:
             result[billing_period.period] = changed
     return result
@@ -238,9 +257,6 @@ def _apply_tax(session: Session, provider_id: str, contents: dict[str, Content])
             content.tax_percentage = rate.percentage
 
 
-def snapshot(totals: list[int] | None) -> dict[str, int]:
-    return dict(zip(PRESET_KEYS, totals or [0] * len(PRESET_KEYS), strict=True))
-
-
-def quantity_text(scaled: int) -> str:
-    return format(from_scaled(scaled), "f")
+def snapshot(totals: dict[str, int] | None) -> UsageTotals:
+    """What the invoice saw, without zero entries, comparable with ``customers_with_usage``."""
+    return {key: int(value) for key, value in (totals or {}).items() if value}

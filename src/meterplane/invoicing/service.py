@@ -59,7 +59,7 @@ def new_draft(
     start: datetime,
     end: datetime,
     content: Content,
-    usage_totals: list[int] | None,
+    usage_totals: dict[str, int] | None,
     *,
     now: datetime,
 ) -> Invoice:
@@ -99,7 +99,7 @@ def new_draft(
 
 
 def write_content(
-    invoice: Invoice, content: Content, usage_totals: list[int] | None, *, now: datetime
+    invoice: Invoice, content: Content, usage_totals: dict[str, int] | None, *, now: datetime
 ) -> None:
     """Replace the lines and totals of an invoice that is still open to change."""
     if invoice.status in FINAL_CONTENT:
