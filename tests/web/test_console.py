@@ -292,7 +292,7 @@ def test_every_page_renders_with_labels_and_screenshots(
     pages = {
         "console-customers": "/console/customers",
         "console-customer": f"/console/customers/{billed.first.customer_id}",
-        "console-instance": "/console/instances/db-1?range=30d",
+        "console-instance": "/console/instances/db-1?range=90d",
         "console-rejections": "/console/rejections",
         "console-payments": "/console/payments",
         "console-notifications": "/console/notifications",

@@ -124,6 +124,8 @@ def demo(
         f"  provider id  {result.provider_id}",
         f"  admin key    {result.admin_key}",
         "               (minted for this run; demo keys of earlier runs are revoked)",
+        f"  console      {base_url}/console   (sign in as {result.console_email}, "
+        f"password {result.console_password}; new each run)",
         f"  portal       {portal_link}",
         f"               ({portal_customer}'s billing portal; the link works once, for an hour)",
         "",

@@ -10,6 +10,7 @@ example rejections are sent only while the provider has none.
 Everything goes through the real services (catalogue, customers, ``ingest_samples``).
 """
 
+import secrets
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -360,6 +361,9 @@ class DemoCatalogue:
     instance_ids: list[str] = field(default_factory=list)
 
 
+DEMO_CONSOLE_EMAIL = "owner@demo-cloud.example"
+
+
 @dataclass(frozen=True)
 class DemoResult:
     provider_id: str
@@ -373,6 +377,8 @@ class DemoResult:
     samples_sent: int
     samples_accepted: int
     rejections: list[RejectedRow]
+    console_email: str = DEMO_CONSOLE_EMAIL
+    console_password: str = ""
 
 
 def find_demo_provider(session: Session) -> Provider | None:
@@ -518,6 +524,28 @@ def example_rejections(story: Story, *, now: datetime) -> DecodedBatch:
     )
 
 
+def ensure_console_user(session: Session, provider_id: str, *, now: datetime) -> str:
+    """The demo's console owner, with a new password each run (only its hash is stored)."""
+    from meterplane.users import service as users
+    from meterplane.users.models import Role
+
+    password = secrets.token_urlsafe(12)
+    existing = [u for u in users.list_users(session, provider_id) if u.email == DEMO_CONSOLE_EMAIL]
+    if existing:
+        users.set_password(session, provider_id, existing[0].id, password, actor="demo", now=now)
+    else:
+        users.create_user(
+            session,
+            provider_id,
+            email=DEMO_CONSOLE_EMAIL,
+            password=password,
+            role=Role.owner,
+            actor="demo",
+            now=now,
+        )
+    return password
+
+
 def seed_demo(
     factory: sessionmaker[Session],
     *,
@@ -532,6 +560,7 @@ def seed_demo(
     with factory() as session, session.begin():
         catalogue = ensure_catalogue(session, now=now, days=days)
         admin_key = mint_demo_key(session, catalogue.provider_id, now=now)
+        console_password = ensure_console_user(session, catalogue.provider_id, now=now)
         names = {c.id: c.name for c in list_customers(session, catalogue.provider_id)}
     story = Story(catalogue.origin, days)
     provider_id = catalogue.provider_id
@@ -568,4 +597,5 @@ def seed_demo(
         samples_sent=sent,
         samples_accepted=accepted,
         rejections=rejections,
+        console_password=console_password,
     )

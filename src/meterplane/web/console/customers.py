@@ -80,7 +80,7 @@ def chart_config(report: UsageReport, granularity: str) -> dict[str, Any]:
     ]
     datasets = [
         {
-            "label": f"{key} ({report.units.get(key, '')}-hours)",
+            "label": f"{key} ({report.units.get(key, '')})",
             "data": [float(bucket.quantities.get(key, 0)) for bucket in report.data],
             "borderColor": PALETTE[index % len(PALETTE)],
             "backgroundColor": PALETTE[index % len(PALETTE)],
@@ -139,6 +139,7 @@ def instance_detail(
                 "range": range if range in RANGES else "7d",
                 "ranges": list(RANGES),
                 "chart": chart_config(report, granularity),
+                "has_usage": any(report.totals.values()),
                 "rejections": rejections,
             },
         )

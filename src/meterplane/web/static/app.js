@@ -30,7 +30,11 @@
     var input = event.target;
     if (input.dataset && input.dataset.preview) {
       var target = document.querySelector(input.dataset.preview);
-      if (target) target.textContent = input.value || target.dataset.placeholder || "";
+      if (target) {
+        target.textContent = input.value || target.dataset.placeholder || "";
+        var line = target.closest("[data-preview-line]");
+        if (line) line.hidden = !input.value;
+      }
     }
   });
   document.addEventListener("change", function (event) {
