@@ -19,6 +19,8 @@ import close_bench
 import export_bench
 import ingest_bench
 import month_bench
+import portal_bench
+import web_bench
 from benchlib import print_table
 
 
@@ -38,6 +40,8 @@ def main(argv: list[str]) -> None:
     close_sizes = "1000,5000,10000" if args.full else "1000,5000"
     closes = close_bench.main(["--sizes", close_sizes, "--days", days, "--pdf-sample", "50"])
     exported = export_bench.main(["--instances", "1000", "--days", days])
+    web_bench.main([])
+    portal_bench.main([])
 
     print()
     print(f"Summary ({time.perf_counter() - started:.0f} s)")
