@@ -4,7 +4,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from meterplane.api.app import create_app
+from meterplane.demo.billing import run_billing_cycle
 from meterplane.demo.seed import CUSTOMERS, INSTANCES, DemoResult, seed_demo
 from meterplane.settings import Settings
 from tests.conftest import Clock
@@ -171,3 +172,22 @@ def test_cli_demo_no_serve_prints_a_working_key(tmp_path: Path) -> None:
         assert len(customers) == 8
         rejections = _get(client, key.group(1), "/v1/usage/rejections")["data"]
         assert {r["code"] for r in rejections} == EXAMPLE_CODES
+
+
+def test_the_demo_runs_a_billing_cycle_once(
+    client: TestClient, factory: sessionmaker[Session], clock: Clock
+) -> None:
+    clock.set(datetime(2026, 11, 3, 9, 30, tzinfo=UTC))
+    result = seed_demo(factory, now=clock(), days=5)
+    billing = run_billing_cycle(factory, result.provider_id, now=clock())
+    assert billing.period == "2026-10"
+    assert billing.issued >= 1 and billing.pending >= 1
+    again = run_billing_cycle(factory, result.provider_id, now=clock())
+    assert again == billing
+    headers = {"Authorization": f"Bearer {result.admin_key}"}
+    listed = client.get("/v1/invoices", params={"period": "2026-10"}, headers=headers).json()
+    issued = [i for i in listed["data"] if i["status"] == "issued"]
+    assert len(issued) == billing.issued
+    assert all(i["number"].startswith("INV-2026-") for i in issued)
+    profile = client.get("/v1/provider/profile", headers=headers).json()
+    assert profile["legal_name"] == "Demo Cloud Inc."

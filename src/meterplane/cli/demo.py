@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from meterplane.demo.billing import run_billing_cycle
 from meterplane.demo.seed import (
     CUSTOMERS,
     DEFAULT_DAYS,
@@ -93,6 +94,7 @@ def demo(
             policy=IngestPolicy.from_settings(settings),
             on_batch=lambda count: progress.advance(task, count),
         )
+    billing = run_billing_cycle(make_session_factory(engine), result.provider_id, now=now)
     base_url = f"http://{host}:{port}"
     portal_customer = CUSTOMERS[0].name
     with transaction(make_session_factory(engine)) as session:
@@ -116,6 +118,10 @@ def demo(
         f"{len(result.customer_ids)} customers, {len(result.instance_ids)} instances ({clouds})",
         f"  usage        {result.samples_accepted:,} of {result.samples_sent:,} samples accepted, "
         f"{_iso(result.usage_start)} .. {_iso(result.usage_end)}",
+        f"  invoices     {billing.period}: {billing.issued} issued, {billing.pending} awaiting "
+        "approval in Manage Invoices"
+        if billing.period
+        else "  invoices     none yet (the first month has not ended)",
         f"  rejections   {len(result.rejections)} example rejected samples sent this run"
         if result.rejections
         else "  rejections   example rejected samples already stored",

@@ -42,7 +42,8 @@ from meterplane.tenancy.service import create_api_key, create_provider, revoke_a
 
 DEMO_PROVIDER_NAME = "Demo Cloud Inc."
 DEMO_KEY_NAME = "demo admin key"
-DEFAULT_DAYS = 30
+# Long enough that last month's invoices cover a few weeks of usage.
+DEFAULT_DAYS = 45
 DEFAULT_BATCH_SIZE = 5000
 
 INTERVAL = timedelta(seconds=INTERVAL_SECONDS)
