@@ -1,4 +1,4 @@
-# The README's commands. Everything installs itself: a fresh clone needs only python3 and make.
+# The README's commands. Everything installs itself: python3, make and npm are all a clone needs.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
