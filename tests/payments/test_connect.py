@@ -95,3 +95,18 @@ def test_disconnect_and_deauthorized_webhook(
     status = client.get("/v1/provider/stripe/connect", headers=other.admin).json()
     assert status["connected"] is False
     assert "deauthorized" in status["reason"]
+
+
+def test_a_browser_returning_from_stripe_lands_in_the_console(
+    client: TestClient, tenant: Tenant, front: StripeFront
+) -> None:
+    url = httpx.URL(client.post("/v1/provider/stripe/connect", headers=tenant.admin).json()["url"])
+    response = client.get(
+        "/v1/stripe/connect/callback",
+        params={"code": front.approve(), "state": url.params["state"]},
+        headers={"Accept": "text/html,application/xhtml+xml"},
+        follow_redirects=False,
+    )
+    assert (response.status_code, response.headers["location"]) == (303, "/console/payments")
+    status = client.get("/v1/provider/stripe/connect", headers=tenant.admin).json()
+    assert status["connected"] is True

@@ -3,6 +3,7 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from meterplane.api.deps import Admin, AppSettings, Factory, Now, unit_of_work
@@ -93,8 +94,9 @@ def disconnect(caller: Admin, factory: Factory, gw: Gateway, now: Now) -> Connec
         )
 
 
-@router.get("/stripe/connect/callback", tags=["provider"])
+@router.get("/stripe/connect/callback", tags=["provider"], response_model=ConnectionOut)
 def connect_callback(
+    request: Request,
     factory: Factory,
     settings: AppSettings,
     gw: Gateway,
@@ -103,8 +105,11 @@ def connect_callback(
     code: Annotated[str | None, Query(max_length=500)] = None,
     error: Annotated[str | None, Query(max_length=200)] = None,
     error_description: Annotated[str | None, Query(max_length=1000)] = None,
-) -> ConnectionOut:
-    """Where Stripe sends the provider back: the state is checked, the code exchanged."""
+) -> Any:
+    """Where Stripe sends the provider back: the state is checked, the code exchanged.
+
+    A browser (the console's "Connect" button) is sent back to the console's payments page.
+    """
     provider_id = connect.verify_state(settings.secret_key, state, now=now)
     if error or not code:
         raise InvalidInput(
@@ -113,7 +118,10 @@ def connect_callback(
         )
     connected = gw.exchange_code(code)
     with unit_of_work(factory) as session:
-        return _connection(connect.record_connection(session, provider_id, connected, now=now))
+        result = _connection(connect.record_connection(session, provider_id, connected, now=now))
+    if "text/html" in request.headers.get("accept", ""):
+        return RedirectResponse("/console/payments", status_code=303)
+    return result
 
 
 @router.post("/stripe/webhooks", tags=["payments"])
