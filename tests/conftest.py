@@ -215,3 +215,7 @@ def catalogue(client: TestClient, tenant: Tenant) -> Catalogue:
 
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+# One Chromium per test process: a second sync Playwright in the same thread would find the
+# first one's event loop running and refuse to start, so the console and portal tests share it.
+from tests.browser import browser, page  # noqa: E402, F401

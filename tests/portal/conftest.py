@@ -24,7 +24,7 @@ from meterplane.api.app import create_app
 from meterplane.kit.db import make_session_factory
 from meterplane.payments.gateway import StripeGateway
 from meterplane.settings import Settings
-from tests.browser import _free_port, _Server, browser, page, screenshot  # noqa: F401
+from tests.browser import _free_port, _Server, screenshot  # noqa: F401
 from tests.conftest import ARTIFACTS, Catalogue, Clock, Tenant, build_catalogue
 from tests.payments.conftest import (
     CLIENT_ID,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from meterplane.users.models import Role
 from meterplane.users.service import create_user
-from tests.browser import browser, live_app, live_server, page, screenshot  # noqa: F401
+from tests.browser import live_app, live_server, screenshot  # noqa: F401
 from tests.conftest import Catalogue, Clock, Tenant, build_catalogue, register_instance
 from tests.invoicing.helpers import AFTER_OCT, OCT, close, hourly_samples, ingest, invoices
 
