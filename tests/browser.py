@@ -2,7 +2,9 @@
 
 Use them from a conftest.py::
 
-    from tests.browser import live_app, live_server, screenshot  # noqa: F401  (browser and page are in tests/conftest.py)
+    from tests.browser import live_app, live_server, screenshot  # noqa: F401
+
+(``browser`` and ``page`` are registered once, in tests/conftest.py.)
 
 - ``live_server``: the whole app (API, console, portal) served by uvicorn on 127.0.0.1 on a
   free port, against the test database of ``database_url`` (so on SQLite and PostgreSQL),
