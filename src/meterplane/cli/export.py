@@ -1,6 +1,7 @@
 """``meterplane export``: the metering integration's status, backfills and target."""
 
 from datetime import datetime
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -124,7 +125,7 @@ def run(
 @app.command("target")
 def target(
     provider_id: str = typer.Option(..., "--provider", help="Provider id."),
-    kind: str = typer.Option("s3", "--kind", help="s3 or local."),
+    kind: str = typer.Option("s3", "--kind", help="s3, gcs, azure or local."),
     bucket: str | None = typer.Option(None, "--bucket"),
     prefix: str = typer.Option("", "--prefix"),
     region: str = typer.Option("us-east-1", "--region"),
@@ -135,6 +136,18 @@ def target(
     ),
     secret_access_key: str | None = typer.Option(
         None, "--secret-access-key", envvar="EXPORT_SECRET_ACCESS_KEY"
+    ),
+    service_account_file: Path | None = typer.Option(
+        None, "--service-account-file", help="gcs: the service account key (JSON file)."
+    ),
+    container: str | None = typer.Option(None, "--container", help="azure: the container."),
+    account_name: str | None = typer.Option(None, "--account-name", help="azure: the account."),
+    account_key: str | None = typer.Option(None, "--account-key", envvar="EXPORT_ACCOUNT_KEY"),
+    connection_string: str | None = typer.Option(
+        None, "--connection-string", envvar="EXPORT_CONNECTION_STRING"
+    ),
+    endpoint_url: str | None = typer.Option(
+        None, "--endpoint-url", help="Custom endpoint (needs the server setting)."
     ),
     fmt: str | None = typer.Option(None, "--format", help="csv (default), jsonl or parquet."),
     use_gzip: bool = typer.Option(False, "--gzip"),
@@ -153,6 +166,10 @@ def target(
             )
             return
         try:
+            key = service_account_file.read_text() if service_account_file else None
+        except OSError as exc:
+            fail(f"{service_account_file}: {exc.strerror or exc}")
+        try:
             body = TargetIn.model_validate(
                 {
                     "kind": kind,
@@ -163,6 +180,12 @@ def target(
                     "external_id": external_id,
                     "access_key_id": access_key_id,
                     "secret_access_key": secret_access_key,
+                    "service_account_json": key,
+                    "container": container,
+                    "account_name": account_name,
+                    "account_key": account_key,
+                    "connection_string": connection_string,
+                    "endpoint_url": endpoint_url,
                     "format": fmt,
                     "gzip": use_gzip,
                     "layout": layout,

@@ -18,7 +18,7 @@ class ExportTarget(Base):
 
     provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id"), primary_key=True)
     generation: Mapped[int] = mapped_column(Integer, default=1)
-    kind: Mapped[str] = mapped_column(String(16))  # "s3" | "local"
+    kind: Mapped[str] = mapped_column(String(16))  # "s3" | "gcs" | "azure" | "local"
     # Non-secret settings: bucket, prefix, region, endpoint_url, role_arn, format, gzip,
     # layout, environment (see schemas.TargetIn).
     config: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)

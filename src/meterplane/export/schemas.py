@@ -12,8 +12,8 @@ class TargetIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["s3", "local"] = "s3"
-    bucket: str | None = Field(default=None, min_length=3, max_length=63)
+    kind: Literal["s3", "local", "gcs", "azure"] = "s3"
+    bucket: str | None = Field(default=None, min_length=3, max_length=222)  # s3, gcs
     prefix: str = Field(default="", max_length=200)
     region: str = Field(default="us-east-1", max_length=40)
     endpoint_url: str | None = Field(default=None, max_length=300)
@@ -21,6 +21,13 @@ class TargetIn(BaseModel):
     secret_access_key: str | None = Field(default=None, max_length=256)
     role_arn: str | None = Field(default=None, max_length=300)
     external_id: str | None = Field(default=None, max_length=1224)
+    # gcs: a service account key (the JSON file's content); without one, anonymous (emulators).
+    service_account_json: str | None = Field(default=None, max_length=20000)
+    # azure: the container, and either a connection string or the account name and key.
+    container: str | None = Field(default=None, min_length=3, max_length=63)
+    account_name: str | None = Field(default=None, min_length=3, max_length=24)
+    account_key: str | None = Field(default=None, max_length=200)
+    connection_string: str | None = Field(default=None, max_length=4000)
     clear_credentials: bool = False
     format: Format | None = None
     gzip: bool = False
@@ -31,8 +38,27 @@ class TargetIn(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "TargetIn":
-        if self.kind == "s3" and not self.bucket:
-            raise ValueError("an s3 target needs a bucket")
+        if self.kind in ("s3", "gcs") and not self.bucket:
+            raise ValueError(f"an {self.kind} target needs a bucket")
+        if self.kind == "s3" and self.bucket is not None and len(self.bucket) > 63:
+            raise ValueError("an s3 bucket name has at most 63 characters")
+        if self.kind == "azure" and not self.container:
+            raise ValueError("an azure target needs a container")
+        if self.account_key is not None and self.connection_string is not None:
+            raise ValueError("give account_key or connection_string, not both")
+        if self.kind != "s3" and (
+            self.access_key_id or self.role_arn is not None or self.external_id is not None
+        ):
+            raise ValueError("access keys, role_arn and external_id are for s3 targets")
+        if self.kind != "gcs" and self.service_account_json is not None:
+            raise ValueError("service_account_json is for gcs targets")
+        if self.kind != "azure" and (
+            self.account_key is not None
+            or self.connection_string is not None
+            or self.container is not None
+            or self.account_name is not None
+        ):
+            raise ValueError("container, account_name and the account secrets are for azure")
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("give access_key_id and secret_access_key together")
         if self.role_arn is not None and not self.role_arn.startswith("arn:"):
@@ -53,7 +79,17 @@ class TargetOut(BaseModel):
     region: str | None
     endpoint_url: str | None
     role_arn: str | None
-    credentials: Literal["access_keys", "default_chain", "none"]
+    container: str | None = None
+    account_name: str | None = None
+    credentials: Literal[
+        "access_keys",
+        "default_chain",
+        "none",
+        "service_account",
+        "anonymous",
+        "account_key",
+        "connection_string",
+    ]
     has_external_id: bool
     format: Format
     gzip: bool
