@@ -152,6 +152,15 @@ def void(
         typer.echo(f"{invoice.id} voided")
 
 
+@app.command("resend")
+def resend(invoice_id: str, provider_id: str = provider_option()) -> None:
+    """Email an issued invoice to the customer again (the worker sends it)."""
+    provider_id = require_provider(provider_id)
+    with cli_transaction() as session:
+        invoice = service.resend(session, provider_id, invoice_id, actor="cli", now=utc_now())
+        typer.echo(f"{invoice.number} queued for sending again")
+
+
 @app.command("regenerate")
 def regenerate(invoice_id: str, provider_id: str = provider_option()) -> None:
     """Recompute a draft or pending invoice from the latest usage."""

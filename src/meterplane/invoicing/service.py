@@ -4,10 +4,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meterplane.audit import service as audit
+from meterplane.audit.models import AuditEntry
 from meterplane.customers.models import Customer
 from meterplane.invoicing.content import Content, snapshot
 from meterplane.invoicing.models import Invoice, InvoiceInstanceLine, InvoiceLine
@@ -226,6 +227,45 @@ def approve(
     from meterplane.payments.service import start_collection
 
     start_collection(session, invoice, now=now)
+    return invoice
+
+
+def resend(
+    session: Session, provider_id: str, invoice_id: str, *, actor: str, now: datetime
+) -> Invoice:
+    """Email an issued invoice (with its PDF) to the customer again."""
+    invoice = get_invoice(session, provider_id, invoice_id, lock=True)
+    if invoice.status not in FINAL_CONTENT or invoice.status == InvoiceStatus.void:
+        raise Conflict(
+            f"invoice {invoice.id} is {invoice.status}; only issued invoices can be resent",
+            code="invoice_not_issued",
+        )
+    earlier = session.scalar(
+        select(func.count()).where(
+            AuditEntry.provider_id == provider_id,
+            AuditEntry.object_id == invoice.id,
+            AuditEntry.action == "invoice.resent",
+        )
+    )
+    notify(
+        session,
+        provider_id,
+        "invoice.resent",
+        subject_id=f"{invoice.id}:{(earlier or 0) + 1}",
+        data={"invoice_id": invoice.id, "number": invoice.number},
+        now=now,
+    )
+    audit.record(
+        session,
+        provider_id,
+        actor=actor,
+        action="invoice.resent",
+        object_type="invoice",
+        object_id=invoice.id,
+        before=None,
+        after={"status": invoice.status},
+        now=now,
+    )
     return invoice
 
 

@@ -25,6 +25,7 @@ from meterplane.tenancy.models import Provider
 
 TEMPLATES = {
     "invoice.issued": "invoice_issued",
+    "invoice.resent": "invoice_issued",
     "invoice.paid": "invoice_paid",
     "invoice.payment_failed": "invoice_payment_failed",
     "invoice.uncollectible": "invoice_uncollectible",
@@ -143,7 +144,7 @@ def build_email(
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
-    if row.event == "invoice.issued" and invoice is not None:
+    if row.event in ("invoice.issued", "invoice.resent") and invoice is not None:
         # Rendered now, not at notify time: the outbox row stays small.
         from meterplane.invoicing.pdf import render_invoice_pdf
 

@@ -40,6 +40,8 @@ EVENTS: dict[str, Route] = {
     "drafts.ready_for_review": Route(provider_email=True),
     "drafts.auto_approve_soon": Route(provider_email=True),
     "invoice.issued": Route(customer_email=True, webhook=True),
+    # The provider sends an issued invoice again: the same email, no new webhook event.
+    "invoice.resent": Route(customer_email=True),
     "invoice.paid": Route(customer_email=True, webhook=True),
     "invoice.payment_failed": Route(customer_email=True, webhook=True),
     "invoice.uncollectible": Route(customer_email=True),

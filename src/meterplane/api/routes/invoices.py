@@ -144,6 +144,15 @@ def void(
         )
 
 
+@router.post("/invoices/{invoice_id}/resend")
+def resend(invoice_id: str, caller: Admin, factory: Factory, now: Now) -> InvoiceOut:
+    """Email an issued invoice to the customer's billing addresses again."""
+    with unit_of_work(factory) as session:
+        return invoice_out(
+            service.resend(session, caller.provider_id, invoice_id, actor=caller.actor, now=now)
+        )
+
+
 @router.post("/invoices/{invoice_id}/regenerate")
 def regenerate(invoice_id: str, caller: Admin, factory: Factory, now: Now) -> InvoiceOut:
     """Recompute a draft or an invoice pending approval from the latest usage."""
