@@ -233,32 +233,13 @@ def _peak_rss_mib() -> float:
 
 
 def month_totals(session: Any, provider_id: str, start: datetime, end: datetime) -> Any:
-    """Unit-hours per customer and dimension over [start, end), from hourly usage."""
-    from sqlalchemy import func, select
-
-    from meterplane.customers.models import Instance
+    """Unit-hours per customer and dimension over [start, end): the close's own query."""
+    from meterplane.invoicing.content import customers_with_usage
     from meterplane.kit.quantity import from_scaled
-    from meterplane.metering.models import HourlyUsage
 
-    rows = session.execute(
-        select(
-            Instance.customer_id,
-            *(func.sum(getattr(HourlyUsage, key)) for key in DIMENSIONS),
-        )
-        .join(Instance, Instance.pk == HourlyUsage.instance_pk)
-        .where(
-            HourlyUsage.provider_id == provider_id,
-            Instance.provider_id == provider_id,
-            HourlyUsage.hour_start >= start,
-            HourlyUsage.hour_start < end,
-        )
-        .group_by(Instance.customer_id)
-    )
     return {
-        row[0]: {
-            key: from_scaled(int(value)) for key, value in zip(DIMENSIONS, row[1:], strict=True)
-        }
-        for row in rows
+        customer: {key: from_scaled(totals.get(key, 0)) for key in DIMENSIONS}
+        for customer, totals in customers_with_usage(session, provider_id, start, end).items()
     }
 
 

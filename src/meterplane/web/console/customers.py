@@ -81,7 +81,8 @@ def chart_config(report: UsageReport, granularity: str) -> dict[str, Any]:
     datasets = [
         {
             "label": f"{key} ({report.units.get(key, '')})",
-            "data": [float(bucket.quantities.get(key, 0)) for bucket in report.data],
+            # Exact decimal strings: Chart.js reads numeric strings as numbers.
+            "data": [format(bucket.quantities.get(key, 0), "f") for bucket in report.data],
             "borderColor": PALETTE[index % len(PALETTE)],
             "backgroundColor": PALETTE[index % len(PALETTE)],
             "pointRadius": 0,
