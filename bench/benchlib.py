@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -242,3 +244,51 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+PAGE_TARGET_MS = 100.0
+WARM_UP_REQUESTS = 5
+
+
+def time_pages(
+    client: Any, pages: dict[str, str], *, requests: int, backend: str
+) -> list[dict[str, object]]:
+    """p50/p95 in ms of GET on each page (after a warm-up), through the whole app in-process."""
+    results: list[dict[str, object]] = []
+    for name, path in pages.items():
+        timings = []
+        for i in range(requests + WARM_UP_REQUESTS):
+            started = time.perf_counter()
+            response = client.get(path)
+            elapsed = (time.perf_counter() - started) * 1000
+            assert response.status_code == 200, (path, response.status_code)
+            if i >= WARM_UP_REQUESTS:
+                timings.append(elapsed)
+        timings.sort()
+        results.append(
+            {
+                "db": backend,
+                "page": name,
+                "p50": statistics.median(timings),
+                "p95": timings[max(0, int(len(timings) * 0.95) - 1)],
+            }
+        )
+    return results
+
+
+def print_page_times(title: str, results: list[dict[str, object]]) -> None:
+    print(title)
+    print_table(
+        ["database", "page", "p50 ms", "p95 ms", "target"],
+        [
+            [
+                str(r["db"]),
+                str(r["page"]),
+                f"{r['p50']:.1f}",
+                f"{r['p95']:.1f}",
+                f"p95 < {PAGE_TARGET_MS:.0f} ms: "
+                + ("ok" if float(str(r["p95"])) < PAGE_TARGET_MS else "MISSED"),
+            ]
+            for r in results
+        ],
+    )

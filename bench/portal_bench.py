@@ -12,16 +12,14 @@ customer signs in through a portal link, then every page is requested ~50 times 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
-from benchlib import print_table, temporary_database
+from benchlib import print_page_times, temporary_database, time_pages
 from meterplane.api.app import create_app
 from meterplane.catalog.service import create_plan, create_service
 from meterplane.customers.models import Instance
@@ -40,7 +38,6 @@ from meterplane.tenancy.service import create_provider
 NOW = datetime(2026, 11, 15, 12, 30, tzinfo=UTC)
 INSTANCES = 50
 HOURS = 365 * 24
-TARGET_MS = 100.0
 
 
 def populate(url: str) -> tuple[str, str]:
@@ -136,9 +133,7 @@ def populate(url: str) -> tuple[str, str]:
 
 def run(backend: str, requests: int) -> list[dict[str, object]]:
     with temporary_database(backend) as url:
-        began = time.perf_counter()
         provider_id, customer_id = populate(url)
-        setup = time.perf_counter() - began
         engine = create_db_engine(url)
         if backend == "postgresql":
             with engine.begin() as conn:
@@ -161,30 +156,10 @@ def run(backend: str, requests: int) -> list[dict[str, object]]:
             "invoice": f"{root}/invoices/{invoice_id}",
             "payment method": f"{root}/payment-method",
         }
-        results = []
         with TestClient(app) as client:
             entered = client.get(link.removeprefix("http://testserver"), follow_redirects=False)
             assert entered.status_code == 303, entered.text
-            for name, path in pages.items():
-                timings = []
-                for i in range(requests + 5):
-                    started = time.perf_counter()
-                    response = client.get(path)
-                    elapsed = (time.perf_counter() - started) * 1000
-                    assert response.status_code == 200, (path, response.status_code)
-                    if i >= 5:  # warm-up
-                        timings.append(elapsed)
-                timings.sort()
-                p95 = timings[max(0, int(len(timings) * 0.95) - 1)]
-                results.append(
-                    {
-                        "db": backend,
-                        "page": name,
-                        "p50": statistics.median(timings),
-                        "p95": p95,
-                        "setup": setup,
-                    }
-                )
+            results = time_pages(client, pages, requests=requests, backend=backend)
         engine.dispose()
     return results
 
@@ -198,23 +173,10 @@ def main(argv: list[str]) -> list[dict[str, object]]:
     results: list[dict[str, object]] = []
     for backend in backends:
         results += run(backend, args.requests)
-    print(
+    print_page_times(
         f"Portal pages: 1 customer, {INSTANCES} instances, a year of hourly usage "
-        f"({INSTANCES * HOURS:,} hourly rows); {args.requests} requests per page"
-    )
-    print_table(
-        ["database", "page", "p50 ms", "p95 ms", "target"],
-        [
-            [
-                str(r["db"]),
-                str(r["page"]),
-                f"{r['p50']:.1f}",
-                f"{r['p95']:.1f}",
-                f"p95 < {TARGET_MS:.0f} ms: "
-                + ("ok" if float(str(r["p95"])) < TARGET_MS else "MISSED"),
-            ]
-            for r in results
-        ],
+        f"({INSTANCES * HOURS:,} hourly rows); {args.requests} requests per page",
+        results,
     )
     return results
 

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
-from benchlib import print_table, temporary_database
+from benchlib import print_page_times, temporary_database, time_pages
 from meterplane.api.app import create_app
 from meterplane.catalog.service import create_plan, create_service
 from meterplane.customers.models import Instance
@@ -45,7 +43,6 @@ CUSTOMERS = 10
 PER_CUSTOMER = 5
 INSTANCES = CUSTOMERS * PER_CUSTOMER
 HOURS = 365 * 24
-TARGET_MS = 100.0
 EMAIL, PASSWORD = "owner@bench.example", "bench password 1"
 PRICES = {"cpu_cores": Decimal("0.04"), "memory_gib": Decimal("0.005")}
 
@@ -210,9 +207,7 @@ def sign_in(client: TestClient) -> None:
 
 def run(backend: str, requests: int) -> list[dict[str, object]]:
     with temporary_database(backend) as url:
-        began = time.perf_counter()
         provider_id = populate(url)
-        setup = time.perf_counter() - began
         engine = create_db_engine(url)
         if backend == "postgresql":
             with engine.begin() as conn:
@@ -240,29 +235,9 @@ def run(backend: str, requests: int) -> list[dict[str, object]]:
             "users & API keys": "/console/access",
             "business profile": "/console/profile",
         }
-        results = []
         with TestClient(app) as client:
             sign_in(client)
-            for name, path in pages.items():
-                timings = []
-                for i in range(requests + 5):
-                    started = time.perf_counter()
-                    response = client.get(path)
-                    elapsed = (time.perf_counter() - started) * 1000
-                    assert response.status_code == 200, (path, response.status_code)
-                    if i >= 5:  # warm-up
-                        timings.append(elapsed)
-                timings.sort()
-                p95 = timings[max(0, int(len(timings) * 0.95) - 1)]
-                results.append(
-                    {
-                        "db": backend,
-                        "page": name,
-                        "p50": statistics.median(timings),
-                        "p95": p95,
-                        "setup": setup,
-                    }
-                )
+            results = time_pages(client, pages, requests=requests, backend=backend)
         engine.dispose()
     return results
 
@@ -276,24 +251,11 @@ def main(argv: list[str]) -> list[dict[str, object]]:
     results: list[dict[str, object]] = []
     for backend in backends:
         results += run(backend, args.requests)
-    print(
+    print_page_times(
         f"Console pages: {CUSTOMERS} customers, {INSTANCES} instances, a year of hourly usage "
         f"({INSTANCES * HOURS:,} hourly rows), {CUSTOMERS * 12} invoices; "
-        f"{args.requests} requests per page, timed in-process (TestClient, no network)"
-    )
-    print_table(
-        ["database", "page", "p50 ms", "p95 ms", "target"],
-        [
-            [
-                str(r["db"]),
-                str(r["page"]),
-                f"{r['p50']:.1f}",
-                f"{r['p95']:.1f}",
-                f"p95 < {TARGET_MS:.0f} ms: "
-                + ("ok" if float(str(r["p95"])) < TARGET_MS else "MISSED"),
-            ]
-            for r in results
-        ],
+        f"{args.requests} requests per page, timed in-process (TestClient, no network)",
+        results,
     )
     return results
 
