@@ -11,6 +11,7 @@ import jinja2
 from babel.numbers import format_currency, format_decimal
 
 from meterplane.kit.money import minor_units
+from meterplane.metering.dimensions import PRESET_DIMENSIONS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_LOCALE = "en_US"
@@ -68,6 +69,14 @@ def humanize(text: str | None) -> str:
     return "" if not text else text.replace("_", " ").capitalize()
 
 
+_PRESET_NAMES = {d.key: d.display_name for d in PRESET_DIMENSIONS}
+
+
+def dimension_name(key: str) -> str:
+    """``cpu_cores`` → ``CPU cores``; a custom key is humanized."""
+    return _PRESET_NAMES.get(key) or humanize(key)
+
+
 def install_filters(env: jinja2.Environment) -> None:
     env.filters.update(
         money=money,
@@ -76,6 +85,7 @@ def install_filters(env: jinja2.Environment) -> None:
         date=date,
         datetime=date_time,
         humanize=humanize,
+        dimension_name=dimension_name,
     )
 
 
