@@ -108,13 +108,17 @@ PLANS: tuple[PlanSpec, ...] = (
 )
 
 
+# Story times are whole percents of the demo's span: exact, and easy to read in the specs.
+Percent = int
+
+
 @dataclass(frozen=True)
 class CustomerSpec:
     external_billing_id: str
     name: str
     email: str
-    # Fraction of the story at which the customer signed up.
-    joins: float = 0.0
+    # Percent of the story at which the customer signed up.
+    joins: Percent = 0
 
 
 CUSTOMERS: tuple[CustomerSpec, ...] = (
@@ -124,8 +128,8 @@ CUSTOMERS: tuple[CustomerSpec, ...] = (
     CustomerSpec("UH-1004", "Umbrella Health", "billing@umbrella-health.example"),
     CustomerSpec("SR-1005", "Stark Robotics", "accounts@stark-robotics.example"),
     CustomerSpec("WM-1006", "Wayne Media", "billing@wayne-media.example"),
-    CustomerSpec("TG-1007", "Tyrell Genomics", "ap@tyrell.example", joins=0.35),
-    CustomerSpec("HS-1008", "Hooli Search", "cloud-billing@hooli.example", joins=0.6),
+    CustomerSpec("TG-1007", "Tyrell Genomics", "ap@tyrell.example", joins=35),
+    CustomerSpec("HS-1008", "Hooli Search", "cloud-billing@hooli.example", joins=60),
 )
 
 
@@ -145,7 +149,7 @@ def node_size(cpu: str, memory: str, storage: int) -> Size:
 
 @dataclass(frozen=True)
 class InstanceSpec:
-    """One instance's month. Times are fractions of the story (0 = its start, 1 = its end)."""
+    """One instance's month. Times are percents of the story (0 = its start, 100 = its end)."""
 
     instance_id: str
     customer: str  # external billing id
@@ -154,50 +158,50 @@ class InstanceSpec:
     region: str
     size: Size
     nodes: int = 1
-    starts: float = 0.0
-    terminates: float | None = None
-    resize: tuple[float, Size] | None = None  # vertical scaling of every node
-    scale_out: tuple[float, float | None] | None = None  # an extra node joins (and leaves)
-    replace: float | None = None  # node-1 is replaced by a new node (10 min overlap)
-    gaps: tuple[tuple[float, float], ...] = ()  # (start fraction, hours) without samples
+    starts: Percent = 0
+    terminates: Percent | None = None
+    resize: tuple[Percent, Size] | None = None  # vertical scaling of every node
+    scale_out: tuple[Percent, Percent | None] | None = None  # an extra node joins (and leaves)
+    replace: Percent | None = None  # node-1 is replaced by a new node (10 min overlap)
+    gaps: tuple[tuple[Percent, int], ...] = ()  # (start percent, minutes) without samples
 
 
 INSTANCES: tuple[InstanceSpec, ...] = (
     InstanceSpec(
         "pg-northwind-prod", "NW-1001", "pg-business", "aws", "us-east-1",
-        node_size("8", "32", 500), nodes=3, resize=(0.45, node_size("16", "64", 500)),
+        node_size("8", "32", 500), nodes=3, resize=(45, node_size("16", "64", 500)),
     ),
     InstanceSpec(
         "pg-northwind-staging", "NW-1001", "pg-standard", "aws", "us-east-1",
-        node_size("2", "8", 100), gaps=((0.2, 5.0), (0.7, 1.5)),
+        node_size("2", "8", 100), gaps=((20, 300), (70, 90)),
     ),
     InstanceSpec(
         "kafka-northwind-events", "NW-1001", "kafka-standard", "aws", "us-east-1",
-        node_size("4", "16", 1000), nodes=3, replace=0.55,
+        node_size("4", "16", 1000), nodes=3, replace=55,
     ),
     InstanceSpec(
         "pg-globex-main", "GX-1002", "pg-standard", "gcp", "europe-west3",
-        node_size("4", "16", 250), nodes=2, scale_out=(0.3, 0.42),
+        node_size("4", "16", 250), nodes=2, scale_out=(30, 42),
     ),
     InstanceSpec(
         "kafka-globex-tracking", "GX-1002", "kafka-enterprise", "gcp", "europe-west3",
-        node_size("8", "32", 2000), nodes=3, scale_out=(0.66, None),
+        node_size("8", "32", 2000), nodes=3, scale_out=(66, None),
     ),
     InstanceSpec(
         "pg-initech-ledger", "IT-1003", "pg-business", "azure", "westeurope",
-        node_size("8", "64", 800), nodes=2, gaps=((0.5, 0.75),),
+        node_size("8", "64", 800), nodes=2, gaps=((50, 45),),
     ),
     InstanceSpec(
         "pg-initech-reporting", "IT-1003", "pg-standard", "azure", "westeurope",
-        node_size("2", "8", 200), terminates=0.8,
+        node_size("2", "8", 200), terminates=80,
     ),
     InstanceSpec(
         "pg-umbrella-ehr", "UH-1004", "pg-business", "aws", "eu-west-1",
-        node_size("4", "32", 400), nodes=2, resize=(0.25, node_size("8", "32", 600)),
+        node_size("4", "32", 400), nodes=2, resize=(25, node_size("8", "32", 600)),
     ),
     InstanceSpec(
         "pg-stark-telemetry", "SR-1005", "pg-standard", "gcp", "us-central1",
-        node_size("4", "16", 300), replace=0.38, gaps=((0.15, 3.0),),
+        node_size("4", "16", 300), replace=38, gaps=((15, 180),),
     ),
     InstanceSpec(
         "kafka-stark-robots", "SR-1005", "kafka-standard", "gcp", "us-central1",
@@ -205,23 +209,23 @@ INSTANCES: tuple[InstanceSpec, ...] = (
     ),
     InstanceSpec(
         "pg-wayne-cms", "WM-1006", "pg-standard", "azure", "eastus",
-        node_size("2", "4", 80), resize=(0.6, node_size("2", "8", 80)),
+        node_size("2", "4", 80), resize=(60, node_size("2", "8", 80)),
     ),
     InstanceSpec(
         "kafka-wayne-streams", "WM-1006", "kafka-enterprise", "azure", "eastus",
-        node_size("4", "16", 1500), nodes=2, scale_out=(0.1, 0.2),
+        node_size("4", "16", 1500), nodes=2, scale_out=(10, 20),
     ),
     InstanceSpec(
         "pg-tyrell-genome", "TG-1007", "pg-business", "aws", "ap-southeast-2",
-        node_size("16", "128", 2000), nodes=2, starts=0.35,
+        node_size("16", "128", 2000), nodes=2, starts=35,
     ),
     InstanceSpec(
         "pg-hooli-index", "HS-1008", "pg-business", "gcp", "us-central1",
-        node_size("8", "32", 1000), nodes=2, starts=0.6, scale_out=(0.85, None),
+        node_size("8", "32", 1000), nodes=2, starts=60, scale_out=(85, None),
     ),
     InstanceSpec(
         "kafka-hooli-ingest", "HS-1008", "kafka-standard", "gcp", "us-central1",
-        node_size("0.5", "1.5", 50), starts=0.62,
+        node_size("0.5", "1.5", 50), starts=62,
     ),
 )  # fmt: skip
 
@@ -256,14 +260,14 @@ class InstanceLife:
 
 
 class Story:
-    """Maps fractions of the story to instants: ``origin + fraction × span``, on the 5-min grid."""
+    """Maps percents of the story to instants: ``origin + percent × span / 100``, 5-min grid."""
 
     def __init__(self, origin: datetime, days: int) -> None:
         self.origin = origin
         self.span = timedelta(days=days)
 
-    def at(self, fraction: float) -> datetime:
-        return floor_to(self.origin + self.span * fraction, INTERVAL_SECONDS)
+    def at(self, percent: Percent) -> datetime:
+        return floor_to(self.origin + self.span * percent / 100, INTERVAL_SECONDS)
 
     def instance(self, spec: InstanceSpec) -> InstanceLife:
         starts = self.at(spec.starts)
@@ -293,7 +297,8 @@ class Story:
                 )
             )
         gaps = tuple(
-            (self.at(start), self.at(start) + timedelta(hours=hours)) for start, hours in spec.gaps
+            (self.at(start), self.at(start) + timedelta(minutes=minutes))
+            for start, minutes in spec.gaps
         )
         return InstanceLife(spec, starts, terminates, tuple(nodes), gaps)
 

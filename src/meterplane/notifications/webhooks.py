@@ -48,7 +48,7 @@ def verify(
     header: str,
     body: bytes,
     *,
-    now: float | None = None,
+    now: int | None = None,
     tolerance: int = DEFAULT_TOLERANCE_SECONDS,
 ) -> bool:
     """True when ``header`` signs ``body`` with ``secret`` and is at most ``tolerance`` s old."""
@@ -60,7 +60,7 @@ def verify(
         timestamp = int(parts["t"][0])
     except (KeyError, ValueError):
         return False
-    current = time.time() if now is None else now
+    current = int(time.time()) if now is None else now
     if abs(current - timestamp) > tolerance:
         return False
     expected = sign(secret, timestamp, body).partition(",v1=")[2]
