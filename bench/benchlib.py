@@ -6,6 +6,7 @@ dropped afterwards; SQLite files live in temporary directories.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import secrets
@@ -292,3 +293,22 @@ def print_page_times(title: str, results: list[dict[str, object]]) -> None:
             for r in results
         ],
     )
+
+
+def page_bench_main(
+    argv: list[str],
+    description: str,
+    run: Any,
+    title: Any,
+) -> list[dict[str, object]]:
+    """The command line shared by the page benchmarks: ``run(backend, requests)`` per database."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--requests", type=int, default=50)
+    args = parser.parse_args(argv)
+    backends = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
+    results: list[dict[str, object]] = []
+    for backend in backends:
+        results += run(backend, args.requests)
+    print_page_times(title(args.requests), results)
+    return results

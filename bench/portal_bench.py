@@ -11,7 +11,6 @@ customer signs in through a portal link, then every page is requested ~50 times 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,7 +18,7 @@ from decimal import Decimal
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
-from benchlib import print_page_times, temporary_database, time_pages
+from benchlib import page_bench_main, temporary_database, time_pages
 from meterplane.api.app import create_app
 from meterplane.catalog.service import create_plan, create_service
 from meterplane.customers.models import Instance
@@ -165,20 +164,15 @@ def run(backend: str, requests: int) -> list[dict[str, object]]:
 
 
 def main(argv: list[str]) -> list[dict[str, object]]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--requests", type=int, default=50)
-    args = parser.parse_args(argv)
-    backends = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
-    results: list[dict[str, object]] = []
-    for backend in backends:
-        results += run(backend, args.requests)
-    print_page_times(
-        f"Portal pages: 1 customer, {INSTANCES} instances, a year of hourly usage "
-        f"({INSTANCES * HOURS:,} hourly rows); {args.requests} requests per page",
-        results,
+    return page_bench_main(
+        argv,
+        __doc__.split("\n\n")[0],
+        run,
+        lambda requests: (
+            f"Portal pages: 1 customer, {INSTANCES} instances, a year of hourly usage "
+            f"({INSTANCES * HOURS:,} hourly rows); {requests} requests per page"
+        ),
     )
-    return results
 
 
 if __name__ == "__main__":

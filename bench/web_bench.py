@@ -13,7 +13,6 @@ rendering, ~0.2 s, not a page). Runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from decimal import Decimal
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
-from benchlib import print_page_times, temporary_database, time_pages
+from benchlib import page_bench_main, temporary_database, time_pages
 from meterplane.api.app import create_app
 from meterplane.catalog.service import create_plan, create_service
 from meterplane.customers.models import Instance
@@ -243,21 +242,16 @@ def run(backend: str, requests: int) -> list[dict[str, object]]:
 
 
 def main(argv: list[str]) -> list[dict[str, object]]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--requests", type=int, default=50)
-    args = parser.parse_args(argv)
-    backends = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
-    results: list[dict[str, object]] = []
-    for backend in backends:
-        results += run(backend, args.requests)
-    print_page_times(
-        f"Console pages: {CUSTOMERS} customers, {INSTANCES} instances, a year of hourly usage "
-        f"({INSTANCES * HOURS:,} hourly rows), {CUSTOMERS * 12} invoices; "
-        f"{args.requests} requests per page, timed in-process (TestClient, no network)",
-        results,
+    return page_bench_main(
+        argv,
+        __doc__.split("\n\n")[0],
+        run,
+        lambda requests: (
+            f"Console pages: {CUSTOMERS} customers, {INSTANCES} instances, a year of hourly "
+            f"usage ({INSTANCES * HOURS:,} hourly rows), {CUSTOMERS * 12} invoices; "
+            f"{requests} requests per page, timed in-process (TestClient, no network)"
+        ),
     )
-    return results
 
 
 if __name__ == "__main__":
